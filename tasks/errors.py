@@ -11,6 +11,7 @@
     ├── RolloutFailed             a rollout failed: a stuck pod, a deadline, a timeout
     ├── ShellStepError            a shell line exited non-zero
     ├── TriggerError              a webhook or API trigger is malformed
+    ├── StackError                the local stack cannot start or stop a component
     └── TransientError            the network or a server hiccupped: retrying can help
 
 Prefect's ``retry_condition_fn`` reads ``retryable`` (see ``is_retryable``), never the
@@ -69,6 +70,10 @@ class ShellStepError(ShiplineError):
 
 class TriggerError(ShiplineError):
     """A trigger (webhook delivery, API call) is malformed."""
+
+
+class StackError(ShiplineError):
+    """A component of the local stack cannot start (port taken, died, missing privileges)."""
 
 
 class TransientError(ShiplineError):

@@ -1,0 +1,111 @@
+"""The `shipline` command.
+
+Commands import what they need inside their bodies: `--help`, `plan` and `render` must
+start without importing Prefect, the kubernetes client or the docker SDK.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipline.stack.cli import app as stack_app
+from tasks.errors import ShiplineError
+
+app = typer.Typer(
+    help="Run an okteto-pipeline.yaml as a Prefect flow: a DAG of build, apply, set-image, "
+    "restart and rollout-status tasks with retries, caching, fast failure and rollback.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(stack_app, name="stack")
+
+
+def _fail(exc: ShiplineError) -> typer.Exit:
+    """Print a shipline error as one clear message (no traceback) and pick the exit code."""
+    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(exc.exit_code)
+
+
+@app.command()
+def render(
+    files: Annotated[list[Path], typer.Argument(help="Manifest files, in the order given.")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse unset variables (names file, line, name).")
+    ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            help="Replace only these names (spaces or commas; bare, $NAME or ${NAME}), "
+            "like envsubst's SHELL-FORMAT.",
+        ),
+    ] = None,
+) -> None:
+    """Print each file with variables substituted exactly as GNU envsubst would.
+
+    The output is byte for byte what `for f in FILE...; do envsubst < "$f"; done` prints
+    (with --only: `envsubst 'SHELL-FORMAT'`). Every file is read and substituted before
+    anything is printed, so a strict failure or an unreadable file prints nothing.
+    """
+    import os
+
+    from tasks.envsubst import parse_allowlist, substitute
+    from tasks.errors import InputError, ManifestError, SubstitutionError
+
+    allowlist = None
+    if only is not None:
+        try:
+            allowlist = parse_allowlist(only)
+        except InputError as exc:
+            raise InputError(f"--only: {exc}") from exc
+
+    rendered: list[bytes] = []
+    unset_messages: list[str] = []
+    for path in files:
+        try:
+            template = path.read_bytes()
+        except OSError as exc:
+            raise ManifestError(
+                f"{path}: cannot read the manifest ({exc.strerror or exc}); "
+                "check that the path exists, is a file and is readable"
+            ) from exc
+        try:
+            rendered.append(
+                substitute(template, os.environ, only=allowlist, strict=strict, source=str(path))
+            )
+        except SubstitutionError as exc:
+            # Keep going: one error listing the unset names of every file.
+            unset_messages.append(str(exc))
+    if unset_messages:
+        raise SubstitutionError("\n".join(unset_messages))
+
+    out = sys.stdout.buffer
+    for chunk in rendered:
+        out.write(chunk)
+    out.flush()
+
+
+@app.command()
+def plan(
+    pipeline: Annotated[Path, typer.Argument(help="okteto-pipeline.yaml or Okteto manifest.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the DAG as JSON.")] = False,
+) -> None:
+    """Print the DAG shipline would run for a pipeline file."""
+    raise NotImplementedError  # filled in by the planner work
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        app()
+    except ShiplineError as exc:
+        raise SystemExit(_fail(exc).exit_code) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
