@@ -143,6 +143,17 @@ def _use_external(layout: StackLayout, console: Console) -> bool:
     return True
 
 
+def require_root(euid: int) -> None:
+    """Refuse to build a local stack without root, saying what is needed instead."""
+    if euid != 0:
+        raise StackError(
+            "the local stack needs root (to install Debian packages and run dockerd, etcd, "
+            "the Kubernetes control plane and a kubelet); run `shipline stack up` as root, or "
+            "export KUBECONFIG and SHIPLINE_REGISTRY naming a reachable cluster and registry "
+            "and run it again (it then starts nothing)"
+        )
+
+
 def up(layout: StackLayout, console: Console) -> StackState:
     """Bring the local stack up (see the module docstring)."""
     layout.ensure()
@@ -150,13 +161,8 @@ def up(layout: StackLayout, console: Console) -> StackState:
         state = StackState.load(layout)
         assert state is not None
         return state
+    require_root(os.geteuid())
     external_engine = engine.engine_answers() and processes.running_pid(layout, "dockerd") is None
-    if os.geteuid() != 0 and not external_engine:
-        raise StackError(
-            "the local stack needs root (to install Debian packages and start dockerd, etcd, "
-            "the Kubernetes control plane and a kubelet); run `shipline stack up` as root, or "
-            "set KUBECONFIG and SHIPLINE_REGISTRY to a reachable cluster and registry"
-        )
     wanted = ["docker-registry", "etcd-server", "busybox-static", "iproute2", "gcc", "libc6-dev"]
     if not external_engine:
         wanted.append("docker.io")
@@ -165,12 +171,11 @@ def up(layout: StackLayout, console: Console) -> StackState:
     packages.ensure(wanted, console)
     bins = kube_binaries.ensure_binaries(layout, console)
 
-    started: list[str] = []
+    launch = processes.Launch(layout, console.print)
     try:
-        _start_all(layout, bins, external_engine, started, console)
+        _start_all(layout, bins, external_engine, launch, console)
     except BaseException:
-        for name in reversed(started):
-            processes.stop(layout, name)
+        launch.undo()
         raise
     state = StackState(
         kubeconfig=str(layout.kubeconfig),
@@ -182,31 +187,19 @@ def up(layout: StackLayout, console: Console) -> StackState:
     return state
 
 
-def _ensure_daemon(
-    layout: StackLayout, daemon: processes.Daemon, started: list[str], console: Console
-) -> None:
-    if processes.running_pid(layout, daemon.name):
-        console.print(f"[dim]· {daemon.name} already running[/dim]")
-        return
-    t0 = time.monotonic()
-    with console.status(f"starting {daemon.name}"):
-        processes.start(layout, daemon)
-    started.append(daemon.name)
-    console.print(f"[green]✓[/green] {daemon.name} ready in {time.monotonic() - t0:.1f} s")
-
-
 def _start_all(
     layout: StackLayout,
     bins: Path,
     external_engine: bool,
-    started: list[str],
+    launch: processes.Launch,
     console: Console,
 ) -> None:
     if external_engine:
         console.print("[dim]· using the Docker engine that already answers[/dim]")
     else:
         engine.forwarding_off()
-        _ensure_daemon(layout, engine.dockerd(layout), started, console)
+        with console.status("starting dockerd"):
+            launch.ensure(engine.dockerd(layout))
     import docker
 
     client = docker.from_env(timeout=300)
@@ -216,20 +209,20 @@ def _start_all(
         client.close()
     keys = pki.ensure_pki(layout)
     pki.write_kubeconfig(layout, keys)
-    _ensure_daemon(layout, components.registry(layout), started, console)
-    _ensure_daemon(layout, components.etcd(layout), started, console)
-    _ensure_daemon(layout, components.kube_apiserver(layout, bins, keys), started, console)
-    _ensure_daemon(layout, components.kube_controller_manager(layout, bins, keys), started, console)
-    _ensure_daemon(layout, components.kube_scheduler(layout, bins), started, console)
-    _ensure_daemon(
-        layout,
+    for daemon in (
+        components.registry(layout),
+        components.etcd(layout),
+        components.kube_apiserver(layout, bins, keys),
+        components.kube_controller_manager(layout, bins, keys),
+        components.kube_scheduler(layout, bins),
         components.kubelet(layout, bins, keys, _node_registered(layout.kubeconfig)),
-        started,
-        console,
-    )
+    ):
+        with console.status(f"starting {daemon.name}"):
+            launch.ensure(daemon)
     waited = _wait_node_ready(layout.kubeconfig, console)
     console.print(f"[green]✓[/green] node {NODE_NAME} Ready ({waited:.1f} s)")
-    _ensure_daemon(layout, components.prefect_server(layout), started, console)
+    with console.status("starting the Prefect server"):
+        launch.ensure(components.prefect_server(layout))
 
 
 def _remove_pod_containers() -> int:

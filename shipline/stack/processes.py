@@ -188,3 +188,28 @@ def _reap(pid: int) -> None:
     """Collect our own exited child so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+class Launch:
+    """The daemons one `up` started, so a failure can stop exactly those."""
+
+    def __init__(self, layout: StackLayout, report: Callable[[str], None]) -> None:
+        self.layout = layout
+        self.report = report
+        self.started: list[str] = []
+
+    def ensure(self, daemon: Daemon) -> None:
+        """Start `daemon` unless `up` already started it and it still runs."""
+        if running_pid(self.layout, daemon.name):
+            self.report(f"[dim]· {daemon.name} already running[/dim]")
+            return
+        t0 = time.monotonic()
+        start(self.layout, daemon)
+        self.started.append(daemon.name)
+        self.report(f"[green]✓[/green] {daemon.name} ready in {time.monotonic() - t0:.1f} s")
+
+    def undo(self) -> None:
+        """Stop what this launch started, newest first."""
+        for name in reversed(self.started):
+            stop(self.layout, name)
+        self.started.clear()
