@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -243,6 +244,16 @@ def _remove_pod_containers() -> int:
         return 0
 
 
+def _unmount_under(root: Path) -> int:
+    """Unmount what the kubelet mounted under `root` (its bind-mounted root, pod volumes)."""
+    prefix = str(root.resolve()).rstrip("/") + "/"
+    with open("/proc/self/mounts") as mounts:
+        points = {line.split()[1] for line in mounts if line.split()[1].startswith(prefix)}
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", point], capture_output=True)
+    return len(points)
+
+
 def down(layout: StackLayout, console: Console, purge: bool = False) -> list[str]:
     """Stop what `up` started (pid files only); with `purge`, delete data and caches."""
     stopped: list[str] = []
@@ -254,6 +265,8 @@ def down(layout: StackLayout, console: Console, purge: bool = False) -> list[str
         if processes.stop(layout, name):
             stopped.append(name)
             console.print(f"[green]✓[/green] stopped {name}")
+    if "kubelet" in stopped or purge:
+        _unmount_under(layout.root)
     if purge:
         shutil.rmtree(layout.root, ignore_errors=True)
         shutil.rmtree(layout.cache, ignore_errors=True)

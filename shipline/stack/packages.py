@@ -16,7 +16,9 @@ _updated = False
 def installed(name: str) -> bool:
     """Whether Debian package `name` is installed."""
     out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True)
-    return out.returncode == 0 and out.stdout.endswith("installed")
+    # A removed or purged package reports "deinstall ok config-files" / "unknown ok
+    # not-installed": only this exact status means installed.
+    return out.returncode == 0 and out.stdout == "install ok installed"
 
 
 def _apt_env() -> dict[str, str]:
