@@ -78,6 +78,9 @@ def _run_logged(
     """Run `argv`, appending its output to `log`; show elapsed time and the latest line."""
     started = time.monotonic()
     compiled = 0
+    # Without a terminal (CI) the spinner draws nothing: print a line every 30 s instead.
+    console = status.console
+    next_line_at = 30.0
     with log.open("ab") as fh:
         proc = subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -90,10 +93,11 @@ def _run_logged(
             if line and not line.startswith(("+", "#")) and " " not in line:
                 compiled += 1
             elapsed = int(time.monotonic() - started)
-            status.update(
-                f"{phase} [{elapsed // 60}m{elapsed % 60:02d}s, {compiled} packages] "
-                f"[dim]{line[:60]}[/dim]"
-            )
+            progress = f"{phase} [{elapsed // 60}m{elapsed % 60:02d}s, {compiled} packages]"
+            status.update(f"{progress} [dim]{line[:60]}[/dim]")
+            if not console.is_terminal and elapsed >= next_line_at:
+                console.print(progress)
+                next_line_at += 30.0
         code = proc.wait()
     if code != 0:
         from shipline.stack.processes import log_tail
