@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from shipline import run_cli, serve_cli
 from shipline.stack.cli import app as stack_app
 from tasks.errors import ShiplineError
 
@@ -23,6 +24,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(stack_app, name="stack")
+app.command()(run_cli.run)
+app.command()(run_cli.demo)
+app.command()(serve_cli.serve)
 
 
 def _fail(exc: ShiplineError) -> typer.Exit:
@@ -93,10 +97,66 @@ def render(
 @app.command()
 def plan(
     pipeline: Annotated[Path, typer.Argument(help="okteto-pipeline.yaml or Okteto manifest.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the DAG as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only the DAG as JSON on stdout.")
+    ] = False,
+    commit: Annotated[
+        str | None,
+        typer.Option(
+            "--commit",
+            help="Value of OKTETO_GIT_COMMIT (default: `git rev-parse HEAD` of the "
+            "pipeline's folder, else HEAD).",
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace", help="The run's namespace (default: the kubeconfig context's)."
+        ),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            help="Registry for okteto.dev/ images (default: $SHIPLINE_REGISTRY, else "
+            "127.0.0.1:5000).",
+        ),
+    ] = None,
+    var: Annotated[
+        list[str] | None,
+        typer.Option("--var", help="NAME=VALUE added to the variables (repeatable)."),
+    ] = None,
 ) -> None:
-    """Print the DAG shipline would run for a pipeline file."""
-    raise NotImplementedError  # filled in by the planner work
+    """Print the DAG shipline would run for a pipeline file (no cluster, no Prefect).
+
+    Each step shows the objects it changes and the steps it waits for; manifests are read
+    to know which objects an apply writes.
+    """
+    import json
+
+    from flows.commit import parse_variables, run_options
+    from flows.pipeline import read_pipeline
+    from flows.plan_view import objects_loader, plan_json, plan_table
+    from flows.planner import plan_pipeline
+    from tasks.globbing import use_environment_collation
+
+    use_environment_collation()
+    options = run_options(
+        pipeline,
+        commit=commit,
+        namespace=namespace,
+        registry=registry,
+        variables=parse_variables(var or []),
+    )
+    parsed = read_pipeline(pipeline, options)
+    dag = plan_pipeline(parsed, objects_loader(parsed))
+    if as_json:
+        sys.stdout.write(json.dumps(plan_json(dag), indent=2) + "\n")
+        return
+    from rich.console import Console
+
+    title = f"{parsed.path} (namespace {parsed.namespace}, commit {options.commit})"
+    Console().print(plan_table(dag, title=title))
 
 
 def main() -> None:

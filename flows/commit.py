@@ -1,0 +1,118 @@
+"""The commit and branch a run deploys by default: those checked out next to the pipeline.
+
+``shipline plan`` and ``shipline run`` share these defaults (:func:`run_options`) so a plan
+shows exactly the image tags the run will build (``${OKTETO_GIT_COMMIT}``,
+``${OKTETO_GIT_BRANCH}``), in the namespace and registry the run will use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from flows.kube_context import context_namespace
+from flows.pipeline import DEFAULT_REGISTRY, PipelineOptions
+from tasks.errors import InputError
+
+__all__ = ["current_branch", "head_commit", "parse_variables", "run_options"]
+
+_VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+
+
+def run_options(
+    pipeline_path: str | Path,
+    *,
+    commit: str | None = None,
+    branch: str | None = None,
+    namespace: str | None = None,
+    registry: str | None = None,
+    variables: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PipelineOptions:
+    """The options a run of ``pipeline_path`` uses, with the CLI's defaults filled in.
+
+    ``commit`` defaults to ``git rev-parse HEAD`` of the pipeline's folder, else ``HEAD``;
+    ``branch`` to the branch checked out there; ``registry`` to ``SHIPLINE_REGISTRY``, else
+    ``127.0.0.1:5000``; a namespace nobody names comes from the kubeconfig's context.
+    """
+    env = os.environ if environ is None else environ
+    folder = Path(pipeline_path).absolute().parent
+    if commit is None:
+        try:
+            commit = head_commit(folder)
+        except InputError:
+            commit = "HEAD"  # not a repository: the tag still says which tree it was
+
+    def kube_namespace(context: str | None, kubeconfig: str | None) -> str | None:
+        return context_namespace(kubeconfig=kubeconfig, context=context, environ=env)
+
+    return PipelineOptions(
+        commit=commit,
+        branch=current_branch(folder) if branch is None else branch,
+        namespace=namespace or None,
+        registry=registry or env.get("SHIPLINE_REGISTRY") or DEFAULT_REGISTRY,
+        variables=dict(variables or {}),
+        environ=dict(env),
+        kube_namespace=kube_namespace,
+    )
+
+
+def parse_variables(pairs: Iterable[str]) -> dict[str, str]:
+    """``--var NAME=VALUE`` values as a dict (the last one of a name wins).
+
+    Raises :class:`InputError` naming the bad value when it is not ``NAME=VALUE`` with a
+    shell variable name.
+    """
+    variables: dict[str, str] = {}
+    for pair in pairs:
+        match = _VARIABLE.fullmatch(pair)
+        if match is None:
+            raise InputError(
+                f"--var {pair!r}: expected NAME=VALUE with NAME a shell variable name "
+                "(letters, digits, _; not starting with a digit)"
+            )
+        variables[match.group(1)] = match.group(2)
+    return variables
+
+
+def head_commit(folder: str | Path) -> str:
+    """``git rev-parse HEAD`` run in ``folder`` (the pipeline file's folder).
+
+    Raises :class:`InputError` asking for ``--commit`` when the folder is not in a git
+    repository, the repository has no commit yet, or git is not installed.
+    """
+    ok, output = _git(folder, "rev-parse", "--verify", "HEAD")
+    if not ok:
+        raise InputError(
+            f"cannot tell which commit to deploy: `git rev-parse HEAD` failed in {folder} "
+            f"({output or 'no output'}); pass --commit REV (any string, usually a git SHA)"
+        )
+    return output
+
+
+def current_branch(folder: str | Path) -> str:
+    """The branch checked out in ``folder``, or ``""`` (detached HEAD, no repository)."""
+    ok, output = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    return output if ok and output != "HEAD" else ""
+
+
+def _git(folder: str | Path, *args: str) -> tuple[bool, str]:
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(folder), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except FileNotFoundError:
+        return False, "git is not installed"
+    except subprocess.TimeoutExpired:
+        return False, "git did not answer within 30 s"
+    if completed.returncode != 0:
+        lines = completed.stderr.strip().splitlines()
+        return False, lines[-1] if lines else f"exit code {completed.returncode}"
+    return True, completed.stdout.strip()
