@@ -80,6 +80,16 @@ def forwarding_off() -> None:
         pass
 
 
+# A pull of an image the engine lacks (say a pod's `busybox`) would go to Docker Hub: send
+# every registry request that is not for this machine to a closed local port instead, so
+# nothing leaves the machine and the pull fails at once.
+NO_PULLS_FROM_OUTSIDE = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
+
+
 def dockerd(layout: StackLayout) -> Daemon:
     """The dockerd daemon spec, with the OOM wrapper only when the probe needs it."""
     argv = [
@@ -101,4 +111,10 @@ def dockerd(layout: StackLayout) -> Daemon:
             f"--add-runtime={WRAPPER_RUNTIME}={wrapper}",
             f"--default-runtime={WRAPPER_RUNTIME}",
         ]
-    return Daemon(name="dockerd", argv=argv, ready=engine_answers, ready_timeout=120)
+    return Daemon(
+        name="dockerd",
+        argv=argv,
+        ready=engine_answers,
+        ready_timeout=120,
+        env=NO_PULLS_FROM_OUTSIDE,
+    )
