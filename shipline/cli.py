@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from shipline import run_cli, serve_cli
+from shipline import run_cli, serve_cli, webhook_cli
 from shipline.stack.cli import app as stack_app
 from tasks.errors import ShiplineError
 
@@ -27,6 +27,7 @@ app.add_typer(stack_app, name="stack")
 app.command()(run_cli.run)
 app.command()(run_cli.demo)
 app.command()(serve_cli.serve)
+app.command()(webhook_cli.webhook)
 
 
 def _fail(exc: ShiplineError) -> typer.Exit:

@@ -144,7 +144,8 @@ class Cluster:
         if self._dynamic is None:
             from kubernetes.dynamic import DynamicClient
 
-            with api_call("discovering the API server's resources"):
+            host = self.api_client.configuration.host
+            with api_call(f"discovering the resources of the API server {host}"):
                 self._dynamic = DynamicClient(self.api_client)
         return self._dynamic
 

@@ -77,7 +77,8 @@ def _cluster_answers(kubeconfig: str) -> bool:
         return False
 
 
-def _prefect_answers(api_url: str) -> bool:
+def prefect_answers(api_url: str) -> bool:
+    """Whether a Prefect server answers its health check at `api_url`."""
     try:
         return httpx.get(f"{api_url.rstrip('/')}/health", timeout=3.0).status_code == 200
     except httpx.HTTPError:
@@ -133,7 +134,7 @@ def _use_external(layout: StackLayout, console: Console) -> bool:
     StackState(
         kubeconfig=kubeconfig,
         registry=registry,
-        prefect_api_url=api_url if api_url and _prefect_answers(api_url) else "",
+        prefect_api_url=api_url if api_url and prefect_answers(api_url) else "",
         external_cluster=True,
         external_engine=True,
     ).save(layout)

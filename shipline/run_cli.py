@@ -1,0 +1,170 @@
+"""`shipline run` and `shipline demo`: run the deploy flow from the command line.
+
+Runs go to $PREFECT_API_URL when set, else to the local stack's Prefect server when it
+answers, else to Prefect's temporary local server. KUBECONFIG and SHIPLINE_REGISTRY
+default to the stack's too, so `shipline run` works right after `shipline stack up`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.commit import parse_variables
+from tasks.errors import ShiplineError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pr12er"
+DEMO_NAMESPACE = "pr12er"
+DEMO_VARIABLES = {
+    "GRAFANA_REMOTE_WRITE_URL": "http://127.0.0.1:9009/api/prom/push",
+    "GRAFANA_USERNAME": "demo",
+    "GRAFANA_PASSWORD": "demo-password",
+}
+
+
+def use_stack_defaults() -> None:
+    """Point Prefect, kubectl settings and the registry at the stack when unset."""
+    # Nothing may leave the machine: no telemetry from a temporary Prefect server, which
+    # on a busy machine also needs longer than Prefect's default to start.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from shipline.stack.layout import StackLayout
+    from shipline.stack.lifecycle import StackState, prefect_answers
+
+    state = StackState.load(StackLayout.from_env())
+    if state is None:
+        return
+    os.environ.setdefault("KUBECONFIG", state.kubeconfig)
+    os.environ.setdefault("SHIPLINE_REGISTRY", state.registry)
+    api_url = state.prefect_api_url
+    if "PREFECT_API_URL" not in os.environ and api_url and prefect_answers(api_url):
+        os.environ["PREFECT_API_URL"] = api_url
+
+
+def run_deploy(parameters: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """Run the flow in this process; (flow run id, its result) or raise its failure."""
+    use_stack_defaults()
+    from flows.deploy import deploy
+
+    state = deploy(**parameters, return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        if flow_run_id is not None:
+            result.add_note(f"flow run: {_page(str(flow_run_id))}")
+        raise result
+    return (str(flow_run_id) if flow_run_id else None), result
+
+
+def _page(flow_run_id: str) -> str:
+    from flows.deploy import run_page
+
+    return run_page(flow_run_id)
+
+
+def _print_outcome(flow_run_id: str | None, result: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if result.get("dry_run"):
+        console.print("[bold]dry run[/bold]: nothing built, pushed or changed")
+        for line in result.get("objects", []):
+            console.print(f"  {line}")
+    else:
+        for line in result.get("applied", []):
+            console.print(f"  {line}")
+        for target, seconds in result.get("rollouts", {}).items():
+            console.print(f"  {target} rolled out ({seconds} s)")
+        console.print(f"[bold green]deployed[/bold green] {result.get('commit', '')[:12]}")
+    if flow_run_id:
+        console.print(f"flow run: {_page(flow_run_id)}", soft_wrap=True)
+
+
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="okteto-pipeline.yaml or Okteto manifest.")],
+    commit: Annotated[
+        str, typer.Option(help="Commit to deploy; default: git HEAD of the pipeline's repo.")
+    ] = "",
+    branch: Annotated[str, typer.Option(help="Branch (${OKTETO_GIT_BRANCH}).")] = "",
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace for lines without -n.")
+    ] = None,
+    registry: Annotated[
+        str | None, typer.Option(help="Registry for okteto.dev/ images (host:port).")
+    ] = None,
+    var: Annotated[
+        list[str] | None, typer.Option("--var", help="NAME=VALUE for lines and manifests.")
+    ] = None,
+    secret: Annotated[
+        list[str] | None, typer.Option("--secret", help="A variable name whose value is secret.")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Refuse unset variables in manifests.")] = False,
+    rollback: Annotated[
+        bool, typer.Option("--rollback/--no-rollback", help="Undo changes when a rollout fails.")
+    ] = True,
+    dry_run: Annotated[bool, typer.Option(help="Render and validate only.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds per rollout without --timeout.")] = 600,
+) -> None:
+    """Run a pipeline file as the `deploy` flow; exit 0 only when every rollout completed."""
+    parameters = {
+        "pipeline": str(pipeline),
+        "commit": commit,
+        "branch": branch,
+        "namespace": namespace,
+        "registry": registry,
+        "variables": parse_variables(var or []),
+        "secrets": list(secret or []),
+        "strict": strict,
+        "rollback": rollback,
+        "dry_run": dry_run,
+        "timeout": timeout,
+    }
+    flow_run_id, result = run_deploy(parameters)
+    _print_outcome(flow_run_id, result)
+
+
+def demo(
+    commit: Annotated[str, typer.Option(help="Commit tag for the demo image.")] = "",
+) -> None:
+    """Bring the local stack up and deploy the example (examples/pr12er)."""
+    from rich.console import Console
+
+    from flows.commit import head_commit
+    from shipline.stack.layout import StackLayout
+    from shipline.stack.lifecycle import up
+
+    up(StackLayout.from_env(), Console(stderr=True))
+    use_stack_defaults()
+    if not commit:
+        try:
+            commit = head_commit(EXAMPLE)
+        except ShiplineError:
+            commit = "demo"
+    parameters = {
+        "pipeline": str(EXAMPLE / "okteto-pipeline.yaml"),
+        "commit": commit,
+        "namespace": DEMO_NAMESPACE,
+        "variables": DEMO_VARIABLES,
+        "secrets": ["GRAFANA_PASSWORD"],
+    }
+    _ensure_namespace(DEMO_NAMESPACE)
+    flow_run_id, result = run_deploy(parameters)
+    _print_outcome(flow_run_id, result)
+
+
+def _ensure_namespace(name: str) -> None:
+    """Create the demo's namespace when missing (the example's manifests do not)."""
+    from tasks.kube import Cluster, api_call
+
+    cluster = Cluster.connect(os.environ.get("KUBECONFIG"))
+    try:
+        if cluster.get("v1", "Namespace", name, None) is None:
+            with api_call(f"creating namespace {name}"):
+                cluster.resource("v1", "Namespace").create(
+                    body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+                )
+    finally:
+        cluster.close()

@@ -1,0 +1,269 @@
+"""The bad-input catalogue: every kind of mistake gets a clear message naming what is wrong,
+the right exit code, and nothing applied or pushed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: shipline/busybox:1.35
+          imagePullPolicy: IfNotPresent
+          command: [sleep, "3600"]
+"""
+CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n"
+APPLY = "  - for f in k8s/*.yaml; do envsubst < $f | kubectl apply -f -; done\n"
+BUILD = "  - okteto build -t okteto.dev/bad-{tag}:${{OKTETO_GIT_COMMIT}} {rest}\n"
+
+
+@dataclass
+class Case:
+    files: dict[str, str]
+    expect: list[str]
+    code: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    pipeline: str = "okteto-pipeline.yaml"
+    pre: str | None = None  # a kubectl manifest applied first (the cluster's state)
+    pre_pause: bool = False
+
+
+def build_line(rest: str) -> str:
+    return BUILD.format(tag=uuid.uuid4().hex[:8], rest=rest)
+
+
+CASES: dict[str, Case] = {
+    "pipeline missing": Case({}, ["okteto-pipeline.yaml", "does not exist"]),
+    "pipeline not yaml": Case(
+        {"okteto-pipeline.yaml": "deploy:\n  - echo ok\n bad: [\n"},
+        ["okteto-pipeline.yaml", "line"],
+    ),
+    "no deploy list": Case({"okteto-pipeline.yaml": "build: {}\n"}, ["deploy"]),
+    "line not shell": Case(
+        {"okteto-pipeline.yaml": "deploy:\n  - echo ok\n  - echo 'unterminated\n"},
+        ["okteto-pipeline.yaml line 3", "unclosed single quote"],
+    ),
+    "dockerfile missing": Case(
+        {"okteto-pipeline.yaml": "deploy:\n" + build_line("-f nope/Dockerfile ."), "a": "x"},
+        ["nope/Dockerfile"],
+    ),
+    "context missing": Case(
+        {"okteto-pipeline.yaml": "deploy:\n" + build_line("missing-dir")},
+        ["missing-dir"],
+    ),
+    "dockerfile step fails": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + build_line("."),
+            "Dockerfile": "FROM shipline/busybox:1.35\nRUN echo about-to-fail && false\n",
+        },
+        ["RUN echo about-to-fail && false", "about-to-fail"],
+        code=1,
+    ),
+    "manifest yaml error": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY,
+            "k8s/a.yaml": CONFIGMAP,
+            "k8s/b.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n",
+        },
+        ["k8s/b.yaml", "line"],
+    ),
+    "unknown kind": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY,
+            "k8s/a.yaml": CONFIGMAP,
+            "k8s/b.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
+        },
+        ["k8s/b.yaml", "Widget"],
+    ),
+    "missing metadata.name": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY,
+            "k8s/a.yaml": CONFIGMAP + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+        },
+        ["k8s/a.yaml", "metadata.name"],
+    ),
+    "strict unset variable": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY,
+            "k8s/a.yaml": CONFIGMAP + "  b: ${SURELY_UNSET_VARIABLE}\n",
+        },
+        ["k8s/a.yaml:7", "SURELY_UNSET_VARIABLE", "nothing was applied"],
+    ),
+    "set-image missing deployment": Case(
+        {"okteto-pipeline.yaml": "deploy:\n  - kubectl set image deployment ghost app=x:1\n"},
+        ["ghost"],
+        code=1,
+    ),
+    "set-image missing container": Case(
+        {"okteto-pipeline.yaml": "deploy:\n  - kubectl set image deployment web nope=x:1\n"},
+        ['"nope"'],
+        code=1,
+        pre=DEPLOYMENT,
+    ),
+    "restart paused deployment": Case(
+        {"okteto-pipeline.yaml": "deploy:\n  - kubectl rollout restart deployment web\n"},
+        ["paused", "kubectl rollout resume"],
+        code=1,
+        pre=DEPLOYMENT,
+        pre_pause=True,
+    ),
+    "rollout status missing object": Case(
+        {"okteto-pipeline.yaml": "deploy:\n  - kubectl rollout status deployment ghost\n"},
+        ["ghost"],
+        code=1,
+    ),
+    "unreachable registry": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n  - okteto build -t 127.0.0.1:1/app:x .\n",
+            "Dockerfile": "FROM shipline/busybox:1.35\n",
+        },
+        ["127.0.0.1:1"],
+        code=1,
+    ),
+    "invalid image reference": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n  - okteto build -t 'Bad Image:tag' .\n",
+            "Dockerfile": "FROM shipline/busybox:1.35\n",
+        },
+        ["Bad Image:tag"],
+    ),
+    "missing kubeconfig": Case(
+        {"okteto-pipeline.yaml": "deploy:\n" + APPLY, "k8s/a.yaml": CONFIGMAP},
+        ["/nonexistent/kubeconfig"],
+        env={"KUBECONFIG": "/nonexistent/kubeconfig"},
+    ),
+    "broken kubeconfig": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY,
+            "k8s/a.yaml": CONFIGMAP,
+            "kubeconfig": "apiVersion: v1\nclusters: [\n",
+        },
+        ["kubeconfig"],
+        env={"KUBECONFIG": "{dir}/kubeconfig"},
+    ),
+    "unreachable cluster": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY,
+            "k8s/a.yaml": CONFIGMAP,
+            "kubeconfig": (
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                "users: [{name: u, user: {token: t}}]\n"
+                "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+            ),
+        },
+        ["127.0.0.1:1"],
+        code=1,
+        env={"KUBECONFIG": "{dir}/kubeconfig"},
+    ),
+    "unauthorised cluster": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY,
+            "k8s/a.yaml": CONFIGMAP,
+            "kubeconfig": (
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443', "
+                "insecure-skip-tls-verify: true}}]\n"
+                "users: [{name: u, user: {token: not-a-valid-token}}]\n"
+                "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+            ),
+        },
+        ["refused the credentials", "401"],
+        env={"KUBECONFIG": "{dir}/kubeconfig"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input(name: str, stack, namespace, apps, core, tmp_path: Path):
+    case = CASES[name]
+    for rel, text in case.files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    kubectl = ["kubectl", "--kubeconfig", stack.kubeconfig, "-n", namespace]
+    if case.pre:
+        subprocess.run([*kubectl, "apply", "-f", "-"], input=case.pre, text=True, check=True)
+    if case.pre_pause:
+        subprocess.run([*kubectl, "rollout", "pause", "deployment/web"], check=True)
+    before = _snapshot(apps, core, namespace)
+    env = {**os.environ, **{k: v.format(dir=tmp_path) for k, v in case.env.items()}}
+    env["SHIPLINE_TEST_SECRET"] = "s3cret-value-never-shown"
+    commit = f"bad{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shipline.cli",
+            "run",
+            str(tmp_path / case.pipeline),
+            "--commit",
+            commit,
+            "-n",
+            namespace,
+            "--strict",
+            "--secret",
+            "SHIPLINE_TEST_SECRET",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    output = result.stderr + result.stdout
+    assert result.returncode == case.code, output[-3000:]
+    for text in case.expect:
+        assert text in output, f"{text!r} not in:\n{output[-3000:]}"
+    assert "Traceback" not in _cli_lines(output), output[-3000:]
+    assert "s3cret-value-never-shown" not in output
+    assert _snapshot(apps, core, namespace) == before
+    assert not _registry_has_commit(stack.registry, commit)
+
+
+def _cli_lines(output: str) -> str:
+    """The CLI's own lines: Prefect's run log may carry tracebacks; the CLI must not."""
+    return output[output.rfind("error:") :] if "error:" in output else output
+
+
+def _snapshot(apps, core, namespace: str) -> dict[str, object]:
+    deployments = {
+        d.metadata.name: (d.metadata.generation, d.spec.template.spec.containers[0].image)
+        for d in apps.list_namespaced_deployment(namespace).items
+    }
+    configmaps = sorted(
+        c.metadata.name
+        for c in core.list_namespaced_config_map(namespace).items
+        if c.metadata.name != "kube-root-ca.crt"
+    )
+    return {"deployments": deployments, "configmaps": configmaps}
+
+
+def _registry_has_commit(registry: str, commit: str) -> bool:
+    catalog = httpx.get(f"http://{registry}/v2/_catalog?n=1000", timeout=10).json()
+    for repo in catalog.get("repositories") or []:
+        if repo.startswith("bad-"):
+            tags = httpx.get(f"http://{registry}/v2/{repo}/tags/list", timeout=10).json()
+            if commit in (tags.get("tags") or []):
+                return True
+    return False
