@@ -1,0 +1,3 @@
+module github.com/shipline/examples/pr12er/server
+
+go 1.19
