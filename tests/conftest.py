@@ -1,8 +1,22 @@
-"""Test-suite wide settings: stack-restarting (serial) tests run last, one at a time."""
+"""Test-suite wide settings.
+
+- The stack's endpoints are exported before any test module imports Prefect: Prefect
+  reads PREFECT_API_URL when it is imported, and a test module that imports it first
+  would otherwise send its task runs to a temporary server of its own.
+- Stack-restarting (serial) tests run last, one at a time.
+"""
 
 from __future__ import annotations
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from shipline.run_cli import use_stack_defaults
+
+    # The same defaults as the CLI: the stack's kubeconfig, registry and Prefect server
+    # when the stack is up; nothing changes when it is not (unit tests need none of it).
+    use_stack_defaults()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
