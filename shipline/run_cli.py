@@ -21,7 +21,7 @@ DEMO_NAMESPACE = "pr12er"
 DEMO_VARIABLES = {
     "GRAFANA_REMOTE_WRITE_URL": "http://127.0.0.1:9009/api/prom/push",
     "GRAFANA_USERNAME": "demo",
-    "GRAFANA_PASSWORD": "demo-password",
+    "GRAFANA_API_KEY": "demo-api-key",
 }
 
 
@@ -148,7 +148,7 @@ def demo(
         "commit": commit,
         "namespace": DEMO_NAMESPACE,
         "variables": DEMO_VARIABLES,
-        "secrets": ["GRAFANA_PASSWORD"],
+        "secrets": ["GRAFANA_API_KEY"],
     }
     _ensure_namespace(DEMO_NAMESPACE)
     flow_run_id, result = run_deploy(parameters)

@@ -3,83 +3,41 @@ stack's Prefect server, checked on the real cluster and registry."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
+from shipline_runs import (
+    API_KEY,
+    EXAMPLE,
+    GRAFANA,
+    flow_run_id,
+    running_images,
+    shipline_run,
+    task_runs,
+)
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "pr12er" / "okteto-pipeline.yaml"
-GRAFANA = [
-    "--var",
-    "GRAFANA_REMOTE_WRITE_URL=http://127.0.0.1:9009/api/prom/push",
-    "--var",
-    "GRAFANA_USERNAME=tester",
-    "--var",
-    "GRAFANA_PASSWORD=pw-never-shown",
-    "--secret",
-    "GRAFANA_PASSWORD",
-]
-
-
-def shipline_run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shipline.cli", "run", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def flow_run_id(output: str) -> str:
-    match = re.search(r"/runs/flow-run/([0-9a-f-]{36})", output)
-    assert match, f"no flow run page in the output:\n{output}"
-    return match.group(1)
-
-
-def task_runs(stack, run_id: str) -> dict[str, str]:
-    """Task run name -> state name, read back from the Prefect server."""
-    response = httpx.post(
-        f"{stack.prefect_api_url}/task_runs/filter",
-        json={"flow_runs": {"id": {"any_": [run_id]}}},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return {run["name"]: run["state"]["name"] for run in response.json()}
+EXAMPLE_PIPELINE = str(EXAMPLE / "okteto-pipeline.yaml")
 
 
 def deployment(apps, name: str, namespace: str):
     return apps.read_namespaced_deployment(name, namespace)
 
 
-def pod_images(core, namespace: str, app: str) -> set[str]:
-    pods = core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
-    return {
-        c.image
-        for p in pods
-        if p.metadata.deletion_timestamp is None and p.status.phase == "Running"
-        for c in p.spec.containers
-    }
-
-
 def test_deploy_a_then_b_then_rerun_b(stack, namespace, apps, core):
     commit_a, commit_b = f"a{uuid.uuid4().hex[:10]}", f"b{uuid.uuid4().hex[:10]}"
-    first = shipline_run(str(EXAMPLE), "--commit", commit_a, "-n", namespace, *GRAFANA)
+    first = shipline_run(EXAMPLE_PIPELINE, "--commit", commit_a, "-n", namespace, *GRAFANA)
     assert first.returncode == 0, first.stderr[-3000:]
     restarted_a = deployment(apps, "grafana-agent", namespace).spec.template.metadata.annotations[
         "kubectl.kubernetes.io/restartedAt"
     ]
 
-    second = shipline_run(str(EXAMPLE), "--commit", commit_b, "-n", namespace, *GRAFANA)
+    second = shipline_run(EXAMPLE_PIPELINE, "--commit", commit_b, "-n", namespace, *GRAFANA)
     assert second.returncode == 0, second.stderr[-3000:]
     image_b = f"{stack.registry}/pr12er-server:{commit_b}"
-    assert pod_images(core, namespace, "server") == {image_b}
+    assert running_images(core, namespace, "server") == {image_b}
     agent = deployment(apps, "grafana-agent", namespace)
     assert agent.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"] != (
         restarted_a
@@ -88,7 +46,7 @@ def test_deploy_a_then_b_then_rerun_b(stack, namespace, apps, core):
         status = deployment(apps, name, namespace).status
         assert status.updated_replicas == status.replicas == status.available_replicas
     run_b = flow_run_id(second.stderr)
-    states = task_runs(stack, run_b)
+    states = task_runs(stack.prefect_api_url, run_b)
     assert {"set-image[server]", "restart[grafana-agent]", "wait[server]"} <= set(states)
     artifacts = httpx.post(
         f"{stack.prefect_api_url}/artifacts/filter",
@@ -96,15 +54,15 @@ def test_deploy_a_then_b_then_rerun_b(stack, namespace, apps, core):
         timeout=30,
     ).json()
     assert any(commit_b[:12] in a["data"] for a in artifacts)
-    assert all("pw-never-shown" not in a["data"] for a in artifacts)
+    assert all(API_KEY not in a["data"] for a in artifacts)
 
     generations = {
         name: deployment(apps, name, namespace).metadata.generation
         for name in ("server", "envoy", "grafana-agent")
     }
-    rerun = shipline_run(str(EXAMPLE), "--commit", commit_b, "-n", namespace, *GRAFANA)
+    rerun = shipline_run(EXAMPLE_PIPELINE, "--commit", commit_b, "-n", namespace, *GRAFANA)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    states = task_runs(stack, flow_run_id(rerun.stderr))
+    states = task_runs(stack.prefect_api_url, flow_run_id(rerun.stderr))
     build = [state for name, state in states.items() if name.startswith("build[")]
     assert build == ["Cached"], states
     assert deployment(apps, "server", namespace).metadata.generation == generations["server"]
@@ -114,7 +72,7 @@ def test_deploy_a_then_b_then_rerun_b(stack, namespace, apps, core):
         deployment(apps, "grafana-agent", namespace).metadata.generation
         == generations["grafana-agent"] + 1
     )
-    assert "pw-never-shown" not in first.stderr + second.stderr + rerun.stderr
+    assert API_KEY not in first.stderr + second.stderr + rerun.stderr
 
 
 def test_unknown_line_runs_in_order_and_failure_carries_exit_code(stack, namespace, tmp_path):
@@ -136,7 +94,9 @@ def test_unknown_line_runs_in_order_and_failure_carries_exit_code(stack, namespa
 def test_dry_run_changes_nothing(stack, namespace, apps, core):
     commit = f"dry{uuid.uuid4().hex[:10]}"
     before = core.list_namespaced_config_map(namespace).items
-    result = shipline_run(str(EXAMPLE), "--commit", commit, "-n", namespace, "--dry-run", *GRAFANA)
+    result = shipline_run(
+        EXAMPLE_PIPELINE, "--commit", commit, "-n", namespace, "--dry-run", *GRAFANA
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "server dry run" in result.stderr
     assert apps.list_namespaced_deployment(namespace).items == []

@@ -16,8 +16,8 @@ def test_project_prefect_yaml_defines_both_deployments():
     for spec in specs.values():
         assert spec.concurrency_limit == 1
         assert spec.parameters["rollback"] is True
-        assert spec.parameters["secrets"] == ["GRAFANA_PASSWORD"]
-        assert "GRAFANA_PASSWORD" not in spec.parameters["variables"]
+        assert spec.parameters["secrets"] == ["GRAFANA_API_KEY"]
+        assert "GRAFANA_API_KEY" not in spec.parameters["variables"]
 
 
 def test_errors_name_the_file(tmp_path: Path):
