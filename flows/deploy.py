@@ -37,8 +37,9 @@ from flows.steps import (
     ShellStep,
     WaitStep,
 )
+from tasks.credentials import kubeconfig_secrets, registry_secrets
 from tasks.deploy_record import Workload, newer_than, read_records, write_records
-from tasks.errors import RolloutFailed, ShiplineError
+from tasks.errors import InputError, RolloutFailed, ShiplineError
 from tasks.prefect_tasks import (
     WorkloadChange,
     apply_task,
@@ -77,6 +78,7 @@ def deploy(
     registry: str | None = None,
     variables: dict[str, str] | None = None,
     secrets: list[str] | None = None,
+    secret_blocks: dict[str, str] | None = None,
     strict: bool = False,
     rollback: bool = True,
     dry_run: bool = False,
@@ -98,6 +100,8 @@ def deploy(
         variables: Extra variables for the lines and manifests (NAME: VALUE).
         secrets: Names of variables whose values are secret: masked in logs,
             artifacts, events and errors.
+        secret_blocks: Variables whose values come from Prefect Secret blocks
+            (NAME: block name); always masked.
         strict: Refuse manifests that reference an unset variable.
         rollback: When a rollout fails, undo every workload this run changed.
         dry_run: Build nothing, change nothing: render, validate with a server-side dry
@@ -108,16 +112,17 @@ def deploy(
 
     """
     log = get_run_logger()
-    redactor = _redactor(variables or {}, secrets or [])
+    variables = {**(variables or {}), **_from_secret_blocks(secret_blocks or {})}
+    redactor = _redactor(variables, [*(secrets or []), *(secret_blocks or {})])
     with _masked_run_logs(redactor):
         local = local_repository(repository)
         if local is not None and commit:
             worktree = checkout(local, commit)
             log.info("deploying from a worktree of %s at %s: %s", local, commit, worktree)
             pipeline = str(worktree / pipeline)
-        run = _prepare(
-            pipeline, commit, branch, namespace, registry, variables or {}, strict, timeout
-        )
+        run = _prepare(pipeline, commit, branch, namespace, registry, variables, strict, timeout)
+        redactor.add(kubeconfig_secrets(os.environ.get("KUBECONFIG")))
+        redactor.add(registry_secrets(_registries(run.plan)))
         run.context = StepContext(
             pipeline=run.parsed.path,
             workdir=run.parsed.workdir,
@@ -229,6 +234,33 @@ def _plan_text(plan: Plan) -> str:
     console = Console(width=120, record=True, file=io.StringIO())
     console.print(plan_table(plan))
     return console.export_text()
+
+
+def _from_secret_blocks(blocks: dict[str, str]) -> dict[str, str]:
+    """Variable values read from Prefect Secret blocks (NAME: block name)."""
+    if not blocks:
+        return {}
+    from prefect.blocks.system import Secret
+
+    values = {}
+    for name, block in blocks.items():
+        try:
+            values[name] = str(Secret.load(block).get())
+        except ValueError as exc:
+            raise InputError(
+                f"secret_blocks: variable {name}: cannot load the Prefect Secret block "
+                f"{block!r} ({exc}); create it with `prefect block create secret`"
+            ) from None
+    return values
+
+
+def _registries(plan: Plan) -> list[str]:
+    """The registries the builds push to (their hosts)."""
+    return [
+        p.step.image.split("/", 1)[0]
+        for p in plan.steps
+        if isinstance(p.step, BuildStep) and "/" in p.step.image
+    ]
 
 
 def _redactor(variables: dict[str, str], secrets: list[str]) -> Redactor:

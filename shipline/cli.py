@@ -50,6 +50,13 @@ def render(
             "like envsubst's SHELL-FORMAT.",
         ),
     ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help="A variable whose value is secret (repeatable)."),
+    ] = None,
+    mask_secrets: Annotated[
+        bool, typer.Option("--mask-secrets", help="Print *** for the --secret variables.")
+    ] = False,
 ) -> None:
     """Print each file with variables substituted exactly as GNU envsubst would.
 
@@ -69,6 +76,11 @@ def render(
         except InputError as exc:
             raise InputError(f"--only: {exc}") from exc
 
+    environ = dict(os.environ)
+    if mask_secrets:
+        from tasks.redact import MASK
+
+        environ.update({name: MASK for name in secret or [] if name in environ})
     rendered: list[bytes] = []
     unset_messages: list[str] = []
     for path in files:
@@ -81,7 +93,7 @@ def render(
             ) from exc
         try:
             rendered.append(
-                substitute(template, os.environ, only=allowlist, strict=strict, source=str(path))
+                substitute(template, environ, only=allowlist, strict=strict, source=str(path))
             )
         except SubstitutionError as exc:
             # Keep going: one error listing the unset names of every file.
