@@ -4,26 +4,61 @@ A webhook-started run carries `repository` and `commit`. When `repository` is a 
 repository on this machine (a path or file:// URL), the run deploys from a detached
 worktree of that commit, so what is built is exactly what was merged. Otherwise the
 working directory is used as it is (a prefect.yaml `pull` step prepared it).
+
+A GitHub trigger names the repository as OWNER/NAME; $SHIPLINE_REPOSITORY_PATHS maps such
+names to local clones (`OWNER/NAME=PATH`, several separated by `:` as in $PATH), which
+is how `shipline serve --repository-path` tells the runs it executes where they are.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from tasks.errors import InputError
 
 WORKTREES = Path("/var/lib/shipline/worktrees")
+REPOSITORY_PATHS_ENV = "SHIPLINE_REPOSITORY_PATHS"
 
 
-def local_repository(repository: str) -> Path | None:
-    """The repository's folder when `repository` is a local git repository, else None."""
+def parse_repository_paths(value: str) -> dict[str, Path]:
+    """`OWNER/NAME=PATH[:OWNER/NAME=PATH...]` as {owner/name (lowercase): PATH} (pure)."""
+    paths: dict[str, Path] = {}
+    for entry in filter(None, value.split(os.pathsep)):
+        name, sep, path = entry.partition("=")
+        if not sep or name.count("/") != 1 or not Path(path).is_absolute():
+            raise InputError(f"${REPOSITORY_PATHS_ENV}: {entry!r} is not OWNER/NAME=/absolute/path")
+        # GitHub compares repository names case-insensitively.
+        paths[name.lower()] = Path(path)
+    return paths
+
+
+def local_repository(repository: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The repository's folder when `repository` is a local git repository, else None.
+
+    `repository` is a path (or file:// URL), or an OWNER/NAME that $SHIPLINE_REPOSITORY_PATHS
+    in `environ` (default: this process's environment) maps to a local clone.
+    """
     if not repository:
         return None
+    environ = os.environ if environ is None else environ
+    clone = parse_repository_paths(environ.get(REPOSITORY_PATHS_ENV, "")).get(repository.lower())
+    if clone is not None:
+        if not _is_git_repository(clone):
+            raise InputError(
+                f"${REPOSITORY_PATHS_ENV} maps {repository} to {clone}, which is not a git "
+                "repository: fix the path given to `shipline serve --repository-path`"
+            )
+        return clone
     path = Path(repository.removeprefix("file://"))
-    if path.is_absolute() and ((path / ".git").exists() or (path / "HEAD").is_file()):
-        return path
-    return None
+    return path if path.is_absolute() and _is_git_repository(path) else None
+
+
+def _is_git_repository(path: Path) -> bool:
+    """A work tree (.git) or a bare repository (HEAD)."""
+    return (path / ".git").exists() or (path / "HEAD").is_file()
 
 
 def checkout(repository: Path, commit: str, root: Path = WORKTREES) -> Path:
