@@ -23,12 +23,22 @@ def _layout():
 
 
 @app.command()
-def up() -> None:
+def up(
+    browser: Annotated[
+        bool,
+        typer.Option(
+            "--browser",
+            help="Also install Debian's chromium, the headless browser the Prefect UI test drives.",
+        ),
+    ] = False,
+) -> None:
     """Install, build and start whatever is missing; wait until the node is Ready."""
-    from shipline.stack import lifecycle
+    from shipline.stack import lifecycle, packages
 
     console = Console(stderr=True)
     started = time.monotonic()
+    if browser:
+        packages.ensure(["chromium"], console)
     state = lifecycle.up(_layout(), console)
     console.print(
         f"[bold green]stack up[/bold green] in {time.monotonic() - started:.1f} s: "
