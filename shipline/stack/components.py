@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from shipline.stack import postgres
 from shipline.stack.layout import (
     APISERVER_PORT,
     NODE_NAME,
@@ -190,7 +191,7 @@ def kubelet(layout: StackLayout, bins: Path, pki: Pki, node_registered) -> Daemo
 
 
 def prefect_server(layout: StackLayout) -> Daemon:
-    """A Prefect server on 127.0.0.1:4200, its SQLite database under data/prefect."""
+    """A Prefect server on 127.0.0.1:4200, its database in the stack's PostgreSQL."""
     home = layout.data / "prefect"
     home.mkdir(parents=True, exist_ok=True)
     return Daemon(
@@ -208,6 +209,7 @@ def prefect_server(layout: StackLayout) -> Daemon:
         ],
         env={
             "PREFECT_HOME": str(home),
+            "PREFECT_API_DATABASE_CONNECTION_URL": postgres.CONNECTION_URL,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_API_URL": PREFECT_API_URL,
             "PREFECT_API_URL": PREFECT_API_URL,

@@ -16,13 +16,16 @@ DEFAULT_CACHE_DIR = Path("/var/cache/shipline")
 REGISTRY_ADDR = "127.0.0.1:5000"
 APISERVER_PORT = 6443
 PREFECT_PORT = 4200
+# Not 5432: that is the port of a PostgreSQL the machine may run for itself.
+POSTGRES_PORT = 5433
 # The kubelet refuses a loopback --node-ip; naming the node `localhost` makes its Hostname
 # address resolve to 127.0.0.1, so the API server never dials another address.
 NODE_NAME = "localhost"
 # 198.18.0.0/15 is reserved for benchmarking (RFC 2544): neither private nor public, so
 # nothing a pod sends can reach another machine (see docs/local-cluster.md, "Networks").
 POD_BRIDGE_CIDR = "198.18.0.1/24"
-SERVICE_CIDR = "10.0.0.0/24"
+# Virtual (no kube-proxy: nothing routes there); a /16 so hundreds of Services fit.
+SERVICE_CIDR = "10.0.0.0/16"
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class StackLayout:
 
     @property
     def data(self) -> Path:
-        """Data of etcd, the registry, the kubelet, the Prefect server, dockerd."""
+        """Data of etcd, the registry, the kubelet, PostgreSQL, the Prefect server, dockerd."""
         return self.root / "data"
 
     @property

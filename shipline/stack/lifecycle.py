@@ -18,8 +18,17 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from shipline.stack import components, engine, images, kube_binaries, packages, pki, processes
-from shipline.stack.layout import NODE_NAME, REGISTRY_ADDR, StackLayout
+from shipline.stack import (
+    components,
+    engine,
+    images,
+    kube_binaries,
+    packages,
+    pki,
+    postgres,
+    processes,
+)
+from shipline.stack.layout import NODE_NAME, POSTGRES_PORT, REGISTRY_ADDR, StackLayout
 from tasks.errors import StackError
 
 # Reverse of start order; `down` walks it.
@@ -31,6 +40,7 @@ COMPONENTS = (
     "kube-controller-manager",
     "kube-scheduler",
     "kubelet",
+    "postgres",
     "prefect-server",
 )
 NODE_READY_TIMEOUT = 120.0
@@ -166,6 +176,7 @@ def up(layout: StackLayout, console: Console) -> StackState:
     require_root(os.geteuid())
     external_engine = engine.engine_answers() and processes.running_pid(layout, "dockerd") is None
     wanted = ["docker-registry", "etcd-server", "busybox-static", "iproute2", "gcc", "libc6-dev"]
+    wanted += ["postgresql"]  # the Prefect server's database
     if not external_engine:
         wanted.append("docker.io")
     if not shutil.which("kubectl"):
@@ -223,6 +234,11 @@ def _start_all(
             launch.ensure(daemon)
     waited = _wait_node_ready(layout.kubeconfig, console)
     console.print(f"[green]✓[/green] node {NODE_NAME} Ready ({waited:.1f} s)")
+    if postgres.ensure_cluster(layout):
+        console.print("[green]✓[/green] created the PostgreSQL cluster for Prefect")
+    with console.status("starting PostgreSQL"):
+        launch.ensure(postgres.daemon(layout))
+    postgres.ensure_database()
     with console.status("starting the Prefect server"):
         launch.ensure(components.prefect_server(layout))
 
@@ -291,6 +307,7 @@ def status(layout: StackLayout) -> list[tuple[str, str, str]]:
             "kube-controller-manager": f"https://127.0.0.1:{components.CONTROLLER_MANAGER_PORT}",
             "kube-scheduler": f"https://127.0.0.1:{components.SCHEDULER_PORT}",
             "kubelet": f"node {NODE_NAME}, pods on the docker bridge",
+            "postgres": f"127.0.0.1:{POSTGRES_PORT}, Prefect's database",
             "prefect-server": components.PREFECT_API_URL.removesuffix("/api"),
         }
         for name in COMPONENTS:

@@ -32,6 +32,8 @@ class Daemon:
     # Added to the environment of the `up` process.
     env: Mapping[str, str] = field(default_factory=dict)
     ready_timeout: float = 120.0
+    # Run as this system user (and its group) instead of root: PostgreSQL refuses root.
+    user: str | None = None
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -122,6 +124,9 @@ def start(layout: StackLayout, daemon: Daemon) -> int:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            user=daemon.user,
+            group=_group_of(daemon.user),
+            extra_groups=[] if daemon.user else None,
         )
     layout.pid_file(daemon.name).write_text(f"{proc.pid}\n{_exe_name(proc.pid)}\n")
     deadline = time.monotonic() + daemon.ready_timeout
@@ -142,6 +147,15 @@ def start(layout: StackLayout, daemon: Daemon) -> int:
                 f"last lines of {log_path}:\n{log_tail(log_path)}"
             )
         time.sleep(0.25)
+
+
+def _group_of(user: str | None) -> int | None:
+    """The primary group of `user`, None for none."""
+    if user is None:
+        return None
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
 
 
 def _safe_ready(probe: Callable[[], bool]) -> bool:
