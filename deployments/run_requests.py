@@ -8,12 +8,14 @@ for one merge, start one run (and that run keeps the stamp of the first arrival)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -78,7 +80,13 @@ class RequestedRun:
 
 
 class RunRequester:
-    """Creates flow runs of one deployment on one Prefect server."""
+    """Creates flow runs of one deployment on one Prefect server.
+
+    One Prefect client serves every delivery (a client per delivery cost the event loop
+    more than the request itself). At most ``max_in_flight`` creations run at once: more
+    only queue inside the Prefect server, which then answers everything late. Deliveries
+    of a commit already requested, or being requested, share that one request.
+    """
 
     def __init__(
         self,
@@ -86,6 +94,8 @@ class RunRequester:
         deployment_name: str = DEFAULT_DEPLOYMENT,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        max_in_flight: int = 2,
+        remembered: int = 10_000,
         log: Logger = logging.getLogger(__name__),  # noqa: B008
     ) -> None:
         self.api_url = api_url
@@ -93,6 +103,13 @@ class RunRequester:
         self._timeout = timeout
         self._log = log
         self._deployment_id: UUID | None = None
+        self._max_in_flight = max_in_flight
+        self._gate: asyncio.Semaphore | None = None
+        self._client_cm: PrefectClient | None = None
+        self._client_ready: PrefectClient | None = None
+        # commit -> the request for it (pending or done); oldest forgotten first.
+        self._requests: OrderedDict[str, asyncio.Future[RequestedRun]] = OrderedDict()
+        self._remembered = remembered
 
     async def request_run(self, deploy: Deploy, stamp: int) -> RequestedRun:
         """Create (or find) the run deploying ``deploy.commit``; do not wait for it.
@@ -101,14 +118,40 @@ class RunRequester:
         deployment is missing (both answered 503: the delivery can be redelivered), and
         TriggerError when the API refuses the run (its parameters, say).
         """
+        known = self._requests.get(deploy.commit)
+        if known is not None:
+            run = await asyncio.shield(known)
+            return replace(run, created=False)
+        request = asyncio.get_running_loop().create_future()
+        self._remember(deploy.commit, request)
+        try:
+            run = await self._request(deploy, stamp)
+        except BaseException as exc:
+            # Not remembered: a redelivery tries again.
+            self._requests.pop(deploy.commit, None)
+            request.set_exception(exc)
+            request.exception()  # retrieved: others may never await it
+            raise
+        request.set_result(run)
+        return run
+
+    def _remember(self, commit: str, request: asyncio.Future[RequestedRun]) -> None:
+        self._requests[commit] = request
+        while len(self._requests) > self._remembered:
+            self._requests.popitem(last=False)
+
+    async def _request(self, deploy: Deploy, stamp: int) -> RequestedRun:
         parameters = {
             "commit": deploy.commit,
             "branch": deploy.branch,
             "repository": deploy.repository,
             "stamp": stamp,
         }
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self._max_in_flight)
         try:
-            async with asyncio.timeout(self._timeout), self._client() as client:
+            async with asyncio.timeout(self._timeout), self._gate:
+                client = await self._client()
                 try:
                     run = await self._create(client, parameters)
                 except httpx.HTTPStatusError as exc:
@@ -139,8 +182,8 @@ class RunRequester:
     async def check(self) -> UUID:
         """Resolve the deployment now (at startup); raises like ``request_run``."""
         try:
-            async with asyncio.timeout(self._timeout), self._client() as client:
-                return await self._resolve(client)
+            async with asyncio.timeout(self._timeout):
+                return await self._resolve(await self._client())
         except ShiplineError:
             raise
         except httpx.HTTPStatusError as exc:
@@ -148,17 +191,27 @@ class RunRequester:
         except Exception as exc:
             raise self._unavailable(exc) from exc
 
-    def _client(self) -> PrefectClient:
-        # A fresh client per call: Prefect's client retries connection errors for about a
-        # minute once it has connected, far beyond GitHub's 10 s delivery timeout.
-        from prefect.client.orchestration import PrefectClient
-        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+    async def _client(self) -> PrefectClient:
+        """The shared client, opened on first use (in the receiver's event loop)."""
+        if self._client_ready is None:
+            from prefect.client.orchestration import PrefectClient
+            from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
 
-        return PrefectClient(
-            self.api_url,
-            api_key=PREFECT_API_KEY.value(),
-            auth_string=PREFECT_API_AUTH_STRING.value(),
-        )
+            client = PrefectClient(
+                self.api_url,
+                api_key=PREFECT_API_KEY.value(),
+                auth_string=PREFECT_API_AUTH_STRING.value(),
+            )
+            self._client_ready = await client.__aenter__()
+            self._client_cm = client
+        return self._client_ready
+
+    async def aclose(self) -> None:
+        """Close the shared client; the next request opens a new one."""
+        client, self._client_cm, self._client_ready = self._client_cm, None, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.__aexit__(None, None, None)
 
     async def _resolve(self, client: PrefectClient) -> UUID:
         """The deployment's id, looked up once and cached."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tasks.errors import InputError, TransientError
+
+if TYPE_CHECKING:
+    from deployments.run_requests import RunRequester
 
 SECRET_ENV = "SHIPLINE_WEBHOOK_SECRET"
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -69,7 +72,7 @@ def webhook(
     settings = WebhookSettings(secret=_secret(secret_block), branch=branch, repository=repository)
     requester = RunRequester(api_url, deployment, log=log)
     try:
-        deployment_id = asyncio.run(requester.check())
+        deployment_id = asyncio.run(_check(requester))
         log.info("runs go to deployment %s (%s) on %s", deployment, deployment_id, api_url)
     except TransientError as exc:
         # Start anyway: the server or the deployment may come up later; each delivery
@@ -78,7 +81,16 @@ def webhook(
     scope = repository or "any repository"
     log.info("deploying merges and pushes to %r of %s", branch, scope)
     app = create_app(settings, requester, log=log)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # One line per delivery comes from the receiver itself; no access log on top.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+async def _check(requester: RunRequester) -> object:
+    """Resolve the deployment; the client it opened belongs to this loop, so close it."""
+    try:
+        return await requester.check()
+    finally:
+        await requester.aclose()
 
 
 def _secret(secret_block: str | None) -> bytes:

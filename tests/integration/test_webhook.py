@@ -8,6 +8,7 @@ CLI in a subprocess.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import secrets
@@ -79,7 +80,7 @@ def serving(app) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -223,6 +224,34 @@ def test_redelivery_and_push_plus_merge_for_one_commit_make_one_run(
     other = receiver.deliver(*github("push-main", new_commit()))
     assert other.status_code == 202 and other.json()["created"] is True
     assert len(target.runs()) == 2
+
+
+def test_concurrent_deliveries_of_one_commit_make_one_run(
+    receiver: Receiver, target: Target
+) -> None:
+    commit = new_commit()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: receiver.deliver(*github("push-main", commit)), range(8)))
+    assert [a.status_code for a in answers] == [202] * 8
+    assert len({a.json()["flow_run_id"] for a in answers}) == 1
+    assert sorted(a.json()["created"] for a in answers) == [False] * 7 + [True]
+    assert len(target.runs()) == 1
+
+
+def test_a_restarted_receiver_still_makes_one_run_per_commit(target: Target) -> None:
+    # The receiver remembers the commits it requested only while it runs; across a
+    # restart, Prefect's idempotency key (deployment + commit) is what holds.
+    secret = b"s3cret-restart"
+    commit = new_commit()
+    answers = []
+    for _ in range(2):
+        app = create_app(WebhookSettings(secret=secret), RunRequester(target.api_url, target.name))
+        with serving(app) as url:
+            answers.append(Receiver(url, secret).deliver(*github("push-main", commit)))
+    assert [a.status_code for a in answers] == [202, 202]
+    assert [a.json()["created"] for a in answers] == [True, False]
+    assert answers[0].json()["flow_run_id"] == answers[1].json()["flow_run_id"]
+    assert len(target.runs()) == 1
 
 
 @pytest.mark.parametrize(
