@@ -22,11 +22,12 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from tasks.errors import ApplyError, ManifestError, ShiplineError
-from tasks.kube import FIELD_MANAGER, Cluster, NotFound, api_call
+from tasks.kube import FIELD_MANAGER, Cluster, NotFound, Refused, api_call
 from tasks.manifests import ManifestObject, apply_order
 from tasks.strategic_patch import PatchSchema, patch_schema, three_way_patch
 from tasks.workload_patch import with_images
@@ -39,6 +40,10 @@ _STRATEGIC = "application/strategic-merge-patch+json"
 _MERGE = "application/merge-patch+json"
 # How long to wait for a CustomResourceDefinition applied in the same batch to be served.
 _CRD_WAIT_SECONDS = 30.0
+# Concurrent server-side dry runs: enough to hide the round trips, few for the server.
+_DRY_RUN_WORKERS = 8
+# Tries of one object whose live state keeps changing under the apply (kubectl: 5).
+_CONFLICT_RETRIES = 5
 
 _log = logging.getLogger(__name__)
 
@@ -174,47 +179,124 @@ def _schema_for(plan: _Planned, openapi: dict) -> PatchSchema | None:
     return patch_schema(openapi, group, version, plan.obj.kind)
 
 
-def _apply_one(cluster: Cluster, plan: _Planned, openapi: dict, *, dry_run: bool) -> str:
-    """Create or patch one object; the action word kubectl would print."""
-    dynamic = cluster.dynamic
-    options: dict[str, Any] = {"field_manager": FIELD_MANAGER}
-    if dry_run:
-        options["dry_run"] = "All"
+@dataclass(frozen=True)
+class _Change:
+    """What applying one object takes, worked out from the live object at one moment."""
+
+    action: str  # created | configured | unchanged
+    patch: dict | None = None  # for configured
+    content_type: str = _STRATEGIC
+    resource_version: str | None = None  # of the live object the patch was made against
+    unannotated: bool = False  # the live object has no last-applied annotation
+
+
+def _prepare_one(cluster: Cluster, plan: _Planned, openapi: dict) -> _Change:
+    """Read the live object and make kubectl's three-way patch against it."""
     with api_call(f"reading {plan.target}"):
         try:
-            live = dynamic.get(plan.resource, name=plan.obj.name, namespace=plan.namespace)
+            live = cluster.dynamic.get(plan.resource, name=plan.obj.name, namespace=plan.namespace)
             current = live.to_dict()
         except Exception as exc:
             if getattr(exc, "status", None) != 404:
                 raise
             current = None
     if current is None:
-        with api_call(f"creating {plan.target}"):
-            dynamic.create(plan.resource, body=plan.modified, namespace=plan.namespace, **options)
-        return "created"
-    annotations = (current.get("metadata") or {}).get("annotations") or {}
+        return _Change("created")
+    metadata = current.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
     original = json.loads(annotations[LAST_APPLIED]) if annotations.get(LAST_APPLIED) else None
-    if original is None and not dry_run:
-        _log.warning(
+    schema = _schema_for(plan, openapi)
+    patch = three_way_patch(original, plan.modified, current, schema)
+    if not patch:
+        return _Change("unchanged")
+    return _Change(
+        "configured",
+        patch=patch,
+        content_type=_STRATEGIC if schema is not None else _MERGE,
+        resource_version=metadata.get("resourceVersion"),
+        unannotated=original is None,
+    )
+
+
+def _send(
+    cluster: Cluster, plan: _Planned, change: _Change, *, dry_run: bool, conditional: bool
+) -> None:
+    """Create or patch as `change` says.
+
+    `conditional` puts the resourceVersion the patch was made against into it, so the
+    server refuses it with 409 Conflict when the object changed since it was read.
+    """
+    options: dict[str, Any] = {"field_manager": FIELD_MANAGER}
+    if dry_run:
+        options["dry_run"] = "All"
+    if change.action == "created":
+        with api_call(f"creating {plan.target}"):
+            cluster.dynamic.create(
+                plan.resource, body=plan.modified, namespace=plan.namespace, **options
+            )
+    elif change.action == "configured":
+        assert change.patch is not None
+        patch = change.patch
+        if conditional and change.resource_version:
+            metadata = {**patch.get("metadata", {}), "resourceVersion": change.resource_version}
+            patch = {**patch, "metadata": metadata}
+        with api_call(f"applying {plan.target}"):
+            cluster.dynamic.patch(
+                plan.resource,
+                body=patch,
+                name=plan.obj.name,
+                namespace=plan.namespace,
+                content_type=change.content_type,
+                **options,
+            )
+
+
+def _dry_run_one(cluster: Cluster, plan: _Planned, openapi: dict) -> _Change:
+    """Check one object with a server-side dry run; the change to make for real."""
+    change = _prepare_one(cluster, plan, openapi)
+    _send(cluster, plan, change, dry_run=True, conditional=False)
+    return change
+
+
+def _apply_one(
+    cluster: Cluster, plan: _Planned, openapi: dict, checked: _Change | None, log: Any
+) -> str:
+    """Apply one object for real; the action word kubectl would print.
+
+    The change the dry run worked out is sent as it is, on condition that the object is
+    still the version it was made against (this saves reading every object twice). When
+    it is not (409: anything changed it since, its status included; 404: it was deleted;
+    409 on create: someone created it), the object is read again and the patch made
+    anew and sent as kubectl sends it, retrying a conflict as kubectl's apply does.
+    """
+    if checked is not None:
+        try:
+            return _send_logged(cluster, plan, checked, log, conditional=True)
+        except (Refused, NotFound) as exc:
+            if isinstance(exc, Refused) and exc.status != 409:
+                raise
+    for attempt in range(_CONFLICT_RETRIES):
+        change = _prepare_one(cluster, plan, openapi)
+        try:
+            return _send_logged(cluster, plan, change, log, conditional=False)
+        except Refused as exc:
+            if exc.status != 409 or attempt == _CONFLICT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _send_logged(
+    cluster: Cluster, plan: _Planned, change: _Change, log: Any, *, conditional: bool
+) -> str:
+    if change.unannotated:
+        log.warning(
             "%s has no %s annotation (it was not created by kubectl apply); it will be "
             "patched automatically",
             plan.target,
             LAST_APPLIED,
         )
-    schema = _schema_for(plan, openapi)
-    patch = three_way_patch(original, plan.modified, current, schema)
-    if not patch:
-        return "unchanged"
-    with api_call(f"applying {plan.target}"):
-        dynamic.patch(
-            plan.resource,
-            body=patch,
-            name=plan.obj.name,
-            namespace=plan.namespace,
-            content_type=_STRATEGIC if schema is not None else _MERGE,
-            **options,
-        )
-    return "configured"
+    _send(cluster, plan, change, dry_run=False, conditional=conditional)
+    return change.action
 
 
 def _refused(plan: _Planned, exc: ShiplineError, *, dry_run: bool) -> str:
@@ -262,41 +344,56 @@ def apply_objects(
     planned = _plan(cluster, objects, namespace, image_overrides)
     openapi = _openapi(cluster)
     creating_namespaces = {p.obj.name for p in planned if p.obj.kind == "Namespace"}
-    problems: list[str] = []
-    dry_results: dict[int, str] = {}
-    for index, plan in enumerate(planned):
+
+    def check(plan: _Planned) -> _Change | ShiplineError | None:
         if plan.resource is None or (
             plan.namespace in creating_namespaces and not _namespace_exists(cluster, plan)
         ):
             # Its kind or namespace comes with this batch: the server can check it only
             # once those exist, so it is checked when applied.
             log.debug("%s: checked when applied (its kind or namespace is new)", plan.target)
-            dry_results[index] = "created"
-            continue
+            return None
         try:
-            dry_results[index] = _apply_one(cluster, plan, openapi, dry_run=True)
+            return _dry_run_one(cluster, plan, openapi)
         except ShiplineError as exc:
-            if exc.retryable:
-                raise
-            problems.append(_refused(plan, exc, dry_run=True))
+            return exc
+
+    # A dry run changes nothing, so the objects are checked concurrently; the real apply
+    # below keeps kubectl's one-at-a-time order.
+    with ThreadPoolExecutor(max_workers=_DRY_RUN_WORKERS) as pool:
+        checked = list(pool.map(check, planned))
+    for outcome in checked:
+        if isinstance(outcome, ShiplineError) and outcome.retryable:
+            raise outcome
+    problems = [
+        _refused(plan, outcome, dry_run=True)
+        for plan, outcome in zip(planned, checked, strict=True)
+        if isinstance(outcome, ShiplineError)
+    ]
     if problems:
         raise ApplyError("nothing was applied:\n" + "\n".join(problems))
+    changes = {id(plan.obj): change for plan, change in zip(planned, checked, strict=True)}
 
     results: list[ApplyResult] = []
     if dry_run:
-        for index, plan in enumerate(planned):
-            log.info("%s %s%s", plan.target, dry_results[index], _DRY_RUN_SUFFIX)
-            results.append(ApplyResult(plan.target, dry_results[index]))
+        for plan in planned:
+            change = changes[id(plan.obj)]
+            action = change.action if isinstance(change, _Change) else "created"
+            log.info("%s %s%s", plan.target, action, _DRY_RUN_SUFFIX)
+            results.append(ApplyResult(plan.target, action))
         return results
 
     order = {id(p.obj): p for p in planned}
     failures: list[str] = []
     for obj in apply_order([p.obj for p in planned]):
         plan = order[id(obj)]
+        change = changes[id(obj)]
         try:
             if plan.resource is None:
                 plan.resource = _wait_served(cluster, plan)
-            action = _apply_one(cluster, plan, openapi, dry_run=False)
+            action = _apply_one(
+                cluster, plan, openapi, change if isinstance(change, _Change) else None, log
+            )
         except ShiplineError as exc:
             if exc.retryable:
                 raise

@@ -252,6 +252,40 @@ def test_fields_set_by_others_stay(stack, cluster, namespace, apps, tmp_path):
     assert metadata.annotations["note"] == "kept"
 
 
+def test_change_by_another_writer_after_the_dry_run_is_not_overwritten(
+    stack, cluster, namespace, apps, tmp_path, monkeypatch
+):
+    # The apply sends the patch its dry run made, on condition that the object is still
+    # the version that patch was made against. Another writer scales the Deployment in
+    # between: the server refuses the stale patch (409), the apply reads the object
+    # again, and the manifest's replicas win as they do when kubectl applies after the
+    # scale (a patch made before the scale would have left 2 replicas).
+    import tasks.apply
+
+    paths = write(tmp_path, {"app.yaml": deployment()})
+    ship(cluster, paths, namespace)
+    dry_run_one, prepare_one = tasks.apply._dry_run_one, tasks.apply._prepare_one
+    prepared: list[str] = []
+
+    def then_someone_else_scales(*args, **kwargs):
+        change = dry_run_one(*args, **kwargs)
+        kubectl(stack, "scale", "deployment", "server", "-n", namespace, "--replicas=2")
+        return change
+
+    def counted(cluster, plan, openapi):
+        prepared.append(plan.target)
+        return prepare_one(cluster, plan, openapi)
+
+    monkeypatch.setattr(tasks.apply, "_dry_run_one", then_someone_else_scales)
+    monkeypatch.setattr(tasks.apply, "_prepare_one", counted)
+    paths = write(tmp_path, {"app.yaml": deployment(extra_labels="    tier: web\n")})
+    assert ship(cluster, paths, namespace) == [ApplyResult("deployment.apps/server", "configured")]
+    assert prepared == ["deployment.apps/server"] * 2  # the dry run's, then a fresh one
+    live = apps.read_namespaced_deployment("server", namespace)
+    assert live.spec.replicas == 0
+    assert live.metadata.labels == {"app": "server", "tier": "web"}
+
+
 def test_bad_document_applies_nothing_and_names_file_and_line(core, namespace, tmp_path):
     folder = tmp_path / "k8s"
     files = {
