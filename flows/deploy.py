@@ -146,7 +146,7 @@ def deploy(
             outcome.commit, outcome.namespace = run.commit, run.parsed.namespace
             if outcome.failure is not None and rollback and _rollout_failed(outcome.failure):
                 outcome.rolled_back = _roll_back(run, outcome.changes, log)
-            if outcome.failure is None:
+            if outcome.failure is None and workloads:
                 write_records(cluster_for(run.context), workloads, run.commit, stamp)
         _report(outcome, redactor)
         if outcome.failure is not None:
