@@ -21,6 +21,7 @@ app = typer.Typer(
     "restart and rollout-status tasks with retries, caching, fast failure and rollback.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     add_completion=False,
 )
 app.add_typer(stack_app, name="stack")
