@@ -62,29 +62,57 @@ def _is_git_repository(path: Path) -> bool:
 
 
 def checkout(repository: Path, commit: str, root: Path = WORKTREES) -> Path:
-    """A worktree of `repository` at `commit` (reused when it exists)."""
+    """A worktree of `repository` at `commit` (reused when it exists).
+
+    A commit merged moments ago is usually not in the local clone yet: when it is
+    missing, the clone fetches from its remotes first.
+    """
     target = root / f"{repository.name}-{commit[:40]}"
     if (target / ".git").exists():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(repository),
-            "worktree",
-            "add",
-            "--detach",
-            "--force",
-            str(target),
-            commit,
-        ],
-        capture_output=True,
-        text=True,
-    )
+    if not _has_commit(repository, commit):
+        fetched = _git(repository, "fetch", "--all", "--quiet")
+        if fetched.returncode != 0 and not _has_commit(repository, commit):
+            raise InputError(
+                f"commit {commit} is not in {repository} and fetching its remotes failed "
+                f"({fetched.stderr.strip() or fetched.returncode}); check the clone's remotes "
+                "and credentials (`git -C PATH fetch`)"
+            )
+    done = _git(repository, "worktree", "add", "--detach", "--force", str(target), commit)
     if done.returncode != 0:
         raise InputError(
             f"cannot check out commit {commit} of {repository}: {done.stderr.strip()}; "
-            "check that the commit exists in that repository"
+            "check that the commit exists in that repository (or its remotes)"
         )
     return target
+
+
+def require_checkout_at(folder: Path, commit: str, repository: str) -> None:
+    """Refuse to deploy `commit` of `repository` from a folder that holds something else.
+
+    A triggered run names the commit it must deploy. Without a local clone to check it
+    out from, the run deploys the folder it runs in, which must then be a git checkout
+    of exactly that commit (as a prefect.yaml `git_clone` pull step leaves it).
+    """
+    head = _git(folder, "rev-parse", "--verify", "HEAD")
+    at = head.stdout.strip() if head.returncode == 0 else ""
+    if at and (at == commit or (len(commit) >= 7 and at.startswith(commit))):
+        return
+    where = f"is at {at[:12]}" if at else "is not a git checkout"
+    raise InputError(
+        f"this run deploys commit {commit} of {repository}, but {folder} {where}; shipline "
+        f"cannot check that commit out: map the repository to a local clone (`shipline serve "
+        f"--repository-path {repository}=/path/to/clone`, or ${REPOSITORY_PATHS_ENV}) or "
+        "check the commit out in a prefect.yaml pull step (prefect.deployments.steps.git_clone)"
+    )
+
+
+def _has_commit(repository: Path, commit: str) -> bool:
+    return _git(repository, "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0
+
+
+def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=300
+    )

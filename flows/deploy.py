@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, runtime
@@ -22,7 +23,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.checkout import checkout, local_repository
+from flows.checkout import checkout, local_repository, require_checkout_at
 from flows.deploy_lock import one_deploy_at_a_time
 from flows.deploy_summary import DeployOutcome, summary_markdown
 from flows.pipeline import Pipeline, read_pipeline
@@ -107,8 +108,11 @@ def deploy(
         dry_run: Build nothing, change nothing: render, validate with a server-side dry
             run, and print the plan.
         timeout: Seconds each rollout may take when its line gives no --timeout.
-        stamp: Arrival order given by a trigger; a run older than what is deployed
-            ends without touching the cluster.
+        stamp: Arrival order given by a trigger (nanoseconds since the epoch); a run
+            older than what is deployed ends without touching the cluster. A run
+            without one (by hand, on schedule) neither checks nor records a stamp: a
+            new stamp on every rerun would change the workloads' annotations, and with
+            them a Deployment's metadata.generation.
 
     """
     log = get_run_logger()
@@ -120,6 +124,8 @@ def deploy(
             worktree = checkout(local, commit)
             log.info("deploying from a worktree of %s at %s: %s", local, commit, worktree)
             pipeline = str(worktree / pipeline)
+        elif repository and commit:
+            require_checkout_at(Path(pipeline).resolve().parent, commit, repository)
         run = _prepare(pipeline, commit, branch, namespace, registry, variables, strict, timeout)
         redactor.add(kubeconfig_secrets(os.environ.get("KUBECONFIG")))
         redactor.add(registry_secrets(_registries(run.plan)))
@@ -264,9 +270,21 @@ def _registries(plan: Plan) -> list[str]:
 
 
 def _redactor(variables: dict[str, str], secrets: list[str]) -> Redactor:
-    """Mask the values of the variables named secret (from `variables` or the process)."""
-    values = [variables.get(name) or os.environ.get(name, "") for name in secrets]
-    return Redactor(values)
+    """Mask the values of the variables named secret (from `variables` or the process).
+
+    A secret without a value is refused: substituted as an empty string it would deploy
+    an empty password or key without a word (a secret is named secret to be used).
+    """
+    values = {name: variables.get(name) or os.environ.get(name, "") for name in secrets}
+    missing = sorted(name for name, value in values.items() if not value)
+    if missing:
+        raise InputError(
+            f"no value for the secret variable(s) {', '.join(missing)}: export them in the "
+            "environment of the process that runs the flow (`shipline run`, `shipline "
+            "serve` or the worker), or take them from Prefect Secret blocks (the "
+            "`secret_blocks` parameter)"
+        )
+    return Redactor(list(values.values()))
 
 
 class _masked_run_logs:

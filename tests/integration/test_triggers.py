@@ -10,6 +10,7 @@ runs deploy from a worktree of exactly the merged commit.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -206,8 +207,8 @@ def served(stack, namespace: str, repo: Repo, tmp_path: Path, test_output: Path)
         "variables": {
             "GRAFANA_REMOTE_WRITE_URL": "http://127.0.0.1:9009/api/prom/push",
             "GRAFANA_USERNAME": "tester",
-            "GRAFANA_API_KEY": API_KEY,
         },
+        # The secret's value is in the serving process's environment, never a parameter.
         "secrets": ["GRAFANA_API_KEY"],
     }
     limit = {"limit": 1, "collision_strategy": "ENQUEUE"}
@@ -247,7 +248,7 @@ def served(stack, namespace: str, repo: Repo, tmp_path: Path, test_output: Path)
         ],
         log,
         # Look for runs every 2 s instead of 10 s: the tests wait for them.
-        {"PREFECT_RUNNER_POLL_FREQUENCY": "2"},
+        {"PREFECT_RUNNER_POLL_FREQUENCY": "2", "GRAFANA_API_KEY": API_KEY},
     )
     made = Served(stack.prefect_api_url, namespace, merge, scheduled, parameters, log, process)
     try:
@@ -408,6 +409,10 @@ def test_signed_merge_deploys_that_commit(
     assert {"set-image[server]", "wait[server]", "restart[grafana-agent]"} <= names, names
     assert API_KEY not in served.log.read_text(errors="replace")
     assert all(API_KEY not in line for line in logs)
+    # The secret came from the serving process's environment, not from the parameters.
+    assert API_KEY not in json.dumps(run["parameters"])
+    applied = core.read_namespaced_secret("grafana-agent", served.namespace)
+    assert base64.b64decode(applied.data["api-key"]).decode() == API_KEY
 
 
 @pytest.mark.timeout(1200)
