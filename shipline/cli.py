@@ -34,6 +34,8 @@ app.command()(webhook_cli.webhook)
 def _fail(exc: ShiplineError) -> typer.Exit:
     """Print a shipline error as one clear message (no traceback) and pick the exit code."""
     typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    for note in getattr(exc, "__notes__", ()):  # e.g. the failed flow run's page
+        typer.echo(note, err=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -125,7 +127,7 @@ def plan(
     namespace: Annotated[
         str | None,
         typer.Option(
-            "--namespace", help="The run's namespace (default: the kubeconfig context's)."
+            "--namespace", "-n", help="The run's namespace (default: the kubeconfig context's)."
         ),
     ] = None,
     registry: Annotated[

@@ -7,13 +7,14 @@ default to the stack's too, so `shipline run` works right after `shipline stack 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from flows.commit import parse_variables
+from flows.commit import head_commit, parse_variables
 from tasks.errors import ShiplineError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pr12er"
@@ -49,6 +50,8 @@ def run_deploy(parameters: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     use_stack_defaults()
     from flows.deploy import deploy
 
+    _no_console_tracebacks_for_shipline_errors()
+
     state = deploy(**parameters, return_state=True)
     flow_run_id = state.state_details.flow_run_id
     result = state.result(raise_on_failure=False)
@@ -57,6 +60,53 @@ def run_deploy(parameters: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
             result.add_note(f"flow run: {_page(str(flow_run_id))}")
         raise result
     return (str(flow_run_id) if flow_run_id else None), result
+
+
+def _no_console_tracebacks_for_shipline_errors() -> None:
+    """Keep Prefect's console log from printing a traceback for a shipline error.
+
+    The CLI prints such an error once, by itself, with what to do; a traceback through
+    Prefect's engine above it only buries that. The run's log on the server keeps it.
+    """
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from tasks.errors import ShiplineError
+
+    class _Formatter(logging.Formatter):
+        def __init__(self, inner: logging.Formatter) -> None:
+            super().__init__()
+            self._inner = inner
+
+        def format(self, record: logging.LogRecord) -> str:
+            exc = record.exc_info[1] if record.exc_info else None
+            if isinstance(exc, ShiplineError):
+                # A copy: the other handlers (the API's) still get the traceback.
+                record = logging.makeLogRecord({**record.__dict__, "exc_info": None})
+                record.exc_text = None
+            return self._inner.format(record)
+
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and not isinstance(
+                handler.formatter, _Formatter
+            ):
+                handler.setFormatter(_Formatter(handler.formatter or logging.Formatter()))
+
+
+def _secrets_to_environment(variables: dict[str, str], secrets: list[str]) -> dict[str, str]:
+    """`variables` without the secret ones, whose values go to this process's environment.
+
+    Flow-run parameters are stored on the Prefect server and shown in its UI; a secret's
+    value must not be one. The flow runs in this process and reads them from here.
+    """
+    kept = dict(variables)
+    for name in secrets:
+        if name in kept:
+            os.environ[name] = kept.pop(name)
+    return kept
 
 
 def _page(flow_run_id: str) -> str:
@@ -109,13 +159,17 @@ def run(
     timeout: Annotated[float, typer.Option(help="Seconds per rollout without --timeout.")] = 600,
 ) -> None:
     """Run a pipeline file as the `deploy` flow; exit 0 only when every rollout completed."""
+    if not commit:
+        # Resolved here, not in the flow, so the run's name and parameters show it.
+        with contextlib.suppress(ShiplineError):
+            commit = head_commit(pipeline.resolve().parent)
     parameters = {
         "pipeline": str(pipeline),
         "commit": commit,
         "branch": branch,
         "namespace": namespace,
         "registry": registry,
-        "variables": parse_variables(var or []),
+        "variables": _secrets_to_environment(parse_variables(var or []), list(secret or [])),
         "secrets": list(secret or []),
         "strict": strict,
         "rollback": rollback,
@@ -132,7 +186,6 @@ def demo(
     """Bring the local stack up and deploy the example (examples/pr12er)."""
     from rich.console import Console
 
-    from flows.commit import head_commit
     from shipline.stack.layout import StackLayout
     from shipline.stack.lifecycle import up
 
@@ -147,7 +200,7 @@ def demo(
         "pipeline": str(EXAMPLE / "okteto-pipeline.yaml"),
         "commit": commit,
         "namespace": DEMO_NAMESPACE,
-        "variables": DEMO_VARIABLES,
+        "variables": _secrets_to_environment(DEMO_VARIABLES, ["GRAFANA_API_KEY"]),
         "secrets": ["GRAFANA_API_KEY"],
     }
     _ensure_namespace(DEMO_NAMESPACE)
