@@ -143,6 +143,6 @@ def _unset_message(source: str, missing: list[tuple[str, int]]) -> str:
     """One line per unset name, so the user can fix all of them at once."""
     return "\n".join(
         f"{source}:{line}: variable {name} is not set (strict mode); "
-        f"export it or pass --var {name}=..."
+        f"export it (or, for `shipline run`, pass --var {name}=...)"
         for name, line in missing
     )

@@ -215,7 +215,9 @@ def load_objects(
         objects.extend(found)
         errors.extend(problems)
     if errors:
-        count = f"{len(errors)} problem{'s' if len(errors) > 1 else ''}"
+        # One line per problem (a file's unset variables come as one entry of many lines).
+        problems = sum(len(error.splitlines()) for error in errors)
+        count = f"{problems} problem{'s' if problems > 1 else ''}"
         raise ManifestError(
             f"the manifests have {count}; nothing was applied:\n" + "\n".join(errors)
         )

@@ -11,7 +11,8 @@ from rich.table import Table
 
 app = typer.Typer(
     help="The local stack: Docker engine, registry on 127.0.0.1:5000, Kubernetes 1.20 "
-    "(built from Debian's sources) and a Prefect server on 127.0.0.1:4200.",
+    "(built from Debian's sources) and a Prefect server on 127.0.0.1:4200 with its "
+    "PostgreSQL on 127.0.0.1:5433.",
     no_args_is_help=True,
 )
 

@@ -104,7 +104,7 @@ def test_strict_names_source_line_and_variable() -> None:
         substitute(template, ENV, strict=True, source="k8s/agent.yaml")
     assert str(caught.value) == (
         "k8s/agent.yaml:4: variable GRAFANA_USER is not set (strict mode); "
-        "export it or pass --var GRAFANA_USER=..."
+        "export it (or, for `shipline run`, pass --var GRAFANA_USER=...)"
     )
     assert isinstance(caught.value, InputError)
 
@@ -136,7 +136,8 @@ def test_strict_with_allowlist_only_checks_listed_names() -> None:
     with pytest.raises(SubstitutionError) as caught:
         substitute(template, {}, only=frozenset({"LISTED"}), strict=True, source="f")
     assert str(caught.value).splitlines() == [
-        "f:2: variable LISTED is not set (strict mode); export it or pass --var LISTED=..."
+        "f:2: variable LISTED is not set (strict mode); "
+        "export it (or, for `shipline run`, pass --var LISTED=...)"
     ]
 
 
