@@ -49,7 +49,7 @@ class Target:
 
 def ratio_at_most(limit: float, text: str | None = None) -> Target:
     """shipline / baseline <= limit."""
-    return Target(text or f"ratio <= {limit:g}", lambda _m, r: r is not None and r <= limit)
+    return Target(text or f"ratio <= {limit:g}", lambda _m, r: r is not None and 0 < r <= limit)
 
 
 def faster_by(factor: float) -> Target:
