@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,16 @@ from flows.steps import (
     WORKLOAD_KINDS,
     ApplyStep,
     BuildStep,
+    KubeScope,
     RestartStep,
     SetImageStep,
     ShellStep,
+    Step,
     WaitStep,
 )
 from tasks.credentials import kubeconfig_secrets, registry_secrets
 from tasks.deploy_record import Workload, newer_than, read_records, write_records
-from tasks.errors import InputError, RolloutFailed, ShiplineError
+from tasks.errors import InputError, ManifestError, RolloutFailed, ShiplineError
 from tasks.prefect_tasks import (
     WorkloadChange,
     apply_task,
@@ -51,10 +53,11 @@ from tasks.prefect_tasks import (
     undo_task,
     wait_task,
 )
-from tasks.redact import RedactingFilter, Redactor
+from tasks.redact import RedactingFilter, Redactor, masked_errors
 from tasks.step_context import StepContext, cluster_for
 
 ROLLBACK_TIMEOUT = 300.0
+_SHORTEST_CREDENTIAL = 6
 _RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
 
@@ -118,7 +121,9 @@ def deploy(
     log = get_run_logger()
     variables = {**(variables or {}), **_from_secret_blocks(secret_blocks or {})}
     redactor = _redactor(variables, [*(secrets or []), *(secret_blocks or {})])
-    with _masked_run_logs(redactor):
+    # Errors leave masked too: the failed state's message, its events and the CLI's
+    # error line all come from the exception.
+    with masked_errors(redactor), _masked_run_logs(redactor):
         local = local_repository(repository)
         if local is not None and commit:
             worktree = checkout(local, commit)
@@ -127,8 +132,13 @@ def deploy(
         elif repository and commit:
             require_checkout_at(Path(pipeline).resolve().parent, commit, repository)
         run = _prepare(pipeline, commit, branch, namespace, registry, variables, strict, timeout)
-        redactor.add(kubeconfig_secrets(os.environ.get("KUBECONFIG")))
-        redactor.add(registry_secrets(_registries(run.plan)))
+        # Credentials found in files, not named by the user: a value this short is no
+        # real token or password (a test's "t"), and masking it would garble every line.
+        found = [
+            *kubeconfig_secrets(os.environ.get("KUBECONFIG")),
+            *registry_secrets(_registries(run.plan)),
+        ]
+        redactor.add(value for value in found if len(value) >= _SHORTEST_CREDENTIAL)
         run.context = StepContext(
             pipeline=run.parsed.path,
             workdir=run.parsed.workdir,
@@ -148,10 +158,14 @@ def deploy(
             if newer is not None:
                 log.warning(newer)
                 return {"commit": run.commit, "skipped": newer}
+            if _needs_check_ahead(run.plan):
+                _check_applies(run, up_to_first_shell=True)
             outcome = _execute(run, log)
             outcome.commit, outcome.namespace = run.commit, run.parsed.namespace
             if outcome.failure is not None and rollback and _rollout_failed(outcome.failure):
                 outcome.rolled_back = _roll_back(run, outcome.changes, log)
+                for message in outcome.rolled_back:  # shown under the CLI's error line
+                    outcome.failure.add_note(f"rollback: {redactor(message)}")
             if outcome.failure is None and workloads:
                 write_records(cluster_for(run.context), workloads, run.commit, stamp)
         _report(outcome, redactor)
@@ -302,11 +316,25 @@ class _masked_run_logs:
             logging.getLogger(name).removeFilter(self.filter)
 
 
+def _step_context(run: _Run, step: Step) -> StepContext:
+    """The run's context, pointed where a kubectl line acts: its -n, --context, --kubeconfig."""
+    assert run.context is not None
+    scope = getattr(step, "scope", None)
+    if not isinstance(scope, KubeScope):
+        return run.context
+    kubeconfig = run.context.kubeconfig
+    if scope.kubeconfig:
+        # kubectl reads a relative --kubeconfig from where the pipeline runs.
+        kubeconfig = os.path.join(run.context.workdir, scope.kubeconfig)
+    return replace(
+        run.context, namespace=scope.namespace, kubeconfig=kubeconfig, kube_context=scope.context
+    )
+
+
 def _submit(run: _Run, planned: PlannedStep, wait_for: list[PrefectFuture]) -> PrefectFuture:
     """Submit the task of one planned step, named after it, after `wait_for`."""
     step = planned.step
-    context = run.context
-    assert context is not None
+    context = _step_context(run, step)
     named = {"task_run_name": planned.id}
     if isinstance(step, BuildStep):
         from tasks.build_key import build_key
@@ -329,6 +357,7 @@ def _submit(run: _Run, planned: PlannedStep, wait_for: list[PrefectFuture]) -> P
             tuple((o.kind, o.name, o.namespace) for o in planned.objects),
             _overrides(planned, run.parsed.namespace),
             only=step.only,
+            explicit_namespace=step.scope.explicit_namespace,
             wait_for=wait_for,
         )
     if isinstance(step, SetImageStep):
@@ -424,16 +453,22 @@ def _roll_back(
     if not first:
         return []
     log.warning("rolling back %s", ", ".join(c.target for c in first.values()))
+    assert run.context is not None
     futures = [
         undo_task.with_options(task_run_name=f"undo[{c.name}]").submit(
-            run.context, c, ROLLBACK_TIMEOUT
+            replace(run.context, kubeconfig=c.kubeconfig, kube_context=c.kube_context),
+            c,
+            ROLLBACK_TIMEOUT,
         )
         for c in first.values()
     ]
     messages = []
-    for future in futures:
+    for change, future in zip(first.values(), futures, strict=True):
         result = future.result(raise_on_failure=False)
-        messages.append(str(result))
+        if isinstance(result, BaseException):
+            messages.append(f"rollback of {change.target} failed: {result}")
+        else:
+            messages.append(str(result))
     return messages
 
 
@@ -468,22 +503,71 @@ def _slug(text: str) -> str:
 
 def _dry_run(run: _Run, log: logging.Logger | logging.LoggerAdapter) -> dict[str, Any]:
     """Render and validate every apply with a server-side dry run; change nothing."""
-    assert run.context is not None
-    results: list[str] = []
-    for planned in run.plan.steps:
-        if isinstance(planned.step, ApplyStep):
-            future = apply_task.with_options(task_run_name=f"{planned.id} (dry run)").submit(
-                run.context,
-                planned.step.files,
-                tuple((o.kind, o.name, o.namespace) for o in planned.objects),
-                _overrides(planned, run.parsed.namespace),
-                only=planned.step.only,
-                dry_run=True,
-            )
-            applied, _ = future.result()
-            results.extend(f"{r.target} {r.action}" for r in applied)
+    results = _check_applies(run, up_to_first_shell=False)
     log.info("dry run: nothing was built, pushed or changed")
     return {"dry_run": True, "plan": [p.id for p in run.plan.steps], "objects": results}
+
+
+def _needs_check_ahead(plan: Plan) -> bool:
+    """Whether anything could change the cluster before an apply's own dry run.
+
+    One apply and nothing else that writes: its own all-or-nothing dry run suffices.
+    """
+    applies = [p for p in plan.steps if isinstance(p.step, ApplyStep)]
+    writers = [p for p in plan.steps if isinstance(p.step, (SetImageStep, RestartStep))]
+    return len(applies) > 1 or (bool(applies) and bool(writers))
+
+
+def _check_applies(run: _Run, *, up_to_first_shell: bool) -> list[str]:
+    """Server-side dry run of the run's applies, all at once, before anything changes.
+
+    An apply split around a build, or a second apply line, would otherwise find a bad
+    manifest only after the first had changed the cluster. Steps after a shell line are
+    left to their own dry run (what the shell does is unknown), unless
+    `up_to_first_shell` is off (a dry run of the whole pipeline). Namespaces and
+    CustomResourceDefinitions that an earlier step creates count as coming. Raises one
+    ManifestError listing every refusal; returns the result lines.
+    """
+    namespaces: set[str] = set()
+    crds = False
+    futures: list[tuple[PlannedStep, PrefectFuture]] = []
+    for planned in run.plan.steps:
+        if isinstance(planned.step, ShellStep) and up_to_first_shell:
+            break
+        if not isinstance(planned.step, ApplyStep):
+            continue
+        context = _step_context(run, planned.step)
+        future = apply_task.with_options(task_run_name=f"{planned.id} (dry run)").submit(
+            context,
+            planned.step.files,
+            tuple((o.kind, o.name, o.namespace) for o in planned.objects),
+            _overrides(planned, run.parsed.namespace),
+            only=planned.step.only,
+            dry_run=True,
+            explicit_namespace=planned.step.scope.explicit_namespace,
+            namespaces_coming=frozenset(namespaces),
+            kinds_coming=crds,
+        )
+        futures.append((planned, future))
+        namespaces |= {o.name for o in planned.objects if o.kind == "Namespace"}
+        crds = crds or any(o.kind == "CustomResourceDefinition" for o in planned.objects)
+    results: list[str] = []
+    refused: list[ShiplineError] = []
+    for _planned, future in futures:
+        outcome = future.result(raise_on_failure=False)
+        if isinstance(outcome, ShiplineError) and isinstance(outcome, InputError):
+            refused.append(outcome)
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            applied, _ = outcome
+            results.extend(f"{r.target} {r.action}" for r in applied)
+    if len(refused) == 1:
+        raise refused[0]
+    if refused:
+        prefix = "nothing was applied:\n"
+        raise ManifestError(prefix + "\n".join(str(e).removeprefix(prefix) for e in refused))
+    return results
 
 
 def run_page(flow_run_id: str) -> str:

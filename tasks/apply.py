@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.errors import ApplyError, ManifestError, ShiplineError
+from tasks.field_validation import aggregate, validation_errors
 from tasks.kube import FIELD_MANAGER, Cluster, NotFound, Refused, api_call
 from tasks.manifests import ManifestObject, apply_order
 from tasks.strategic_patch import PatchSchema, patch_schema, three_way_patch
@@ -118,7 +119,7 @@ def _crd_kinds(objects: Sequence[ManifestObject]) -> set[tuple[str, str]]:
 def _openapi(cluster: Cluster) -> dict:
     """The cluster's OpenAPI v2 document (patch strategies and merge keys)."""
     client = cluster.api_client
-    with api_call("reading the API server's OpenAPI schema (/openapi/v2)"):
+    with api_call(f"reading the OpenAPI schema of the API server {client.configuration.host}"):
         request = client.param_serialize(
             "GET",
             "/openapi/v2",
@@ -137,13 +138,38 @@ def _plan(
     objects: Sequence[ManifestObject],
     namespace: str,
     image_overrides: Mapping[tuple[str, str], Mapping[str, str]],
+    openapi: dict,
+    *,
+    explicit_namespace: bool = False,
+    kinds_coming: bool = False,
 ) -> list[_Planned]:
-    """Resolve every object's resource, namespace and final body; raise all problems at once."""
+    """Resolve every object's resource, namespace and final body; raise all problems at once.
+
+    Each manifest is also checked against the cluster's OpenAPI schema as kubectl's
+    `--validate=strict` checks it (unknown fields, wrong types, missing required ones).
+    """
     from_crds = _crd_kinds(objects)
     planned: list[_Planned] = []
     problems: list[str] = []
     for obj in objects:
+        if explicit_namespace and obj.namespace and obj.namespace != namespace:
+            problems.append(
+                f"{obj.where}: the namespace from the provided object {obj.namespace!r} does "
+                f"not match the namespace {namespace!r} of the line's -n; pass "
+                f"--namespace={obj.namespace} or drop the object's metadata.namespace "
+                "(kubectl refuses it the same way)"
+            )
+            continue
+        invalid = validation_errors(openapi, obj.api_version, obj.kind, obj.body)
+        if invalid:
+            problems.append(
+                f"{obj.where}: {_target(obj)}: error validating data: {aggregate(invalid)}; "
+                "fix the field (`kubectl explain` shows what the kind has)"
+            )
+            continue
         resource = cluster.resource(obj.api_version, obj.kind)
+        if resource is None and kinds_coming:
+            continue  # an earlier step's CustomResourceDefinition may serve it: checked then
         if resource is None and (obj.api_version, obj.kind) not in from_crds:
             problems.append(
                 f"{obj.where}: the cluster does not serve kind {obj.kind} in apiVersion "
@@ -329,6 +355,9 @@ def apply_objects(
     namespace: str,
     image_overrides: Mapping[tuple[str, str], Mapping[str, str]] = {},
     dry_run: bool = False,
+    explicit_namespace: bool = False,
+    namespaces_coming: frozenset[str] = frozenset(),
+    kinds_coming: bool = False,
     log: logging.Logger | logging.LoggerAdapter = _log,
 ) -> list[ApplyResult]:
     """Apply ``objects`` like ``kubectl apply -n NAMESPACE``, all or nothing up front.
@@ -340,10 +369,24 @@ def apply_objects(
     the lines end in `` (server dry run)``.
 
     ``image_overrides`` maps (kind, name) to {container name or ``*``: image}.
+    ``explicit_namespace`` says NAMESPACE came from the line's own ``-n``: an object of
+    another namespace is refused, as kubectl refuses it. ``namespaces_coming`` and
+    ``kinds_coming`` tell a dry run of a step ahead of its turn what earlier steps will
+    create (Namespaces; CustomResourceDefinitions): objects that need them are checked
+    when applied, not refused now.
     """
-    planned = _plan(cluster, objects, namespace, image_overrides)
     openapi = _openapi(cluster)
+    planned = _plan(
+        cluster,
+        objects,
+        namespace,
+        image_overrides,
+        openapi,
+        explicit_namespace=explicit_namespace,
+        kinds_coming=kinds_coming,
+    )
     creating_namespaces = {p.obj.name for p in planned if p.obj.kind == "Namespace"}
+    creating_namespaces |= namespaces_coming
 
     def check(plan: _Planned) -> _Change | ShiplineError | None:
         if plan.resource is None or (
@@ -371,7 +414,8 @@ def apply_objects(
         if isinstance(outcome, ShiplineError)
     ]
     if problems:
-        raise ApplyError("nothing was applied:\n" + "\n".join(problems))
+        # The server refused the manifests themselves: bad input, nothing changed.
+        raise ManifestError("nothing was applied:\n" + "\n".join(problems))
     changes = {id(plan.obj): change for plan, change in zip(planned, checked, strict=True)}
 
     results: list[ApplyResult] = []

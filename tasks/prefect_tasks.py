@@ -8,7 +8,9 @@ Prefect.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ from prefect.cache_policies import NONE
 from prefect.logging import get_run_logger
 
 from tasks.errors import is_retryable
+from tasks.redact import masked_errors
 from tasks.step_context import StepContext, cluster_for
 
 RETRY_DELAYS = [2.0, 5.0, 10.0]
@@ -33,12 +36,26 @@ def _retry_when_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def _step_task(**options: Any) -> Any:
-    """`prefect.task` with shipline's defaults: no input hashing, transient retries."""
+    """`prefect.task` with shipline's defaults: no input hashing, transient retries.
+
+    The function's first parameter is the run's StepContext; an exception it raises
+    leaves with the secrets in its message masked (the server echoes refused values,
+    and Prefect keeps the message in the task run's state, its log and its events).
+    """
     options.setdefault("cache_policy", NONE)
     options.setdefault("retries", len(RETRY_DELAYS))
     options.setdefault("retry_delay_seconds", RETRY_DELAYS)
     options.setdefault("retry_condition_fn", _retry_when_transient)
-    return task(**options)
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        @functools.wraps(fn)
+        def masked(context: StepContext, *args: Any, **kwargs: Any) -> Any:
+            with masked_errors(context.redactor):
+                return fn(context, *args, **kwargs)
+
+        return task(**options)(masked)
+
+    return decorate
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,9 @@ class WorkloadChange:
     name: str
     namespace: str
     revision_before: int | None
+    # Where it lives: the kubeconfig and context of the step that changed it.
+    kubeconfig: str | None = None
+    kube_context: str | None = None
 
 
 # --- build -------------------------------------------------------------------------------
@@ -116,11 +136,15 @@ def apply_task(
     image_overrides: tuple[tuple[str, str, str, str], ...] = (),
     only: frozenset[str] | None = None,
     dry_run: bool = False,
+    explicit_namespace: bool = False,
+    namespaces_coming: frozenset[str] = frozenset(),
+    kinds_coming: bool = False,
 ) -> tuple[list[Any], list[WorkloadChange]]:
     """Apply the chosen objects of `files` (kind, name, namespace), final images in place.
 
     `image_overrides` holds (kind, name, container, image). Returns the per-object results
-    and the workloads whose spec changed, with their revision before.
+    and the workloads whose spec changed, with their revision before. The last three
+    are passed on to `tasks.apply.apply_objects`.
     """
     from tasks.apply import apply_objects
     from tasks.manifests import load_objects
@@ -149,6 +173,9 @@ def apply_task(
         namespace=context.namespace,
         image_overrides=overrides,
         dry_run=dry_run,
+        explicit_namespace=explicit_namespace,
+        namespaces_coming=namespaces_coming,
+        kinds_coming=kinds_coming,
         log=log,
     )
     changes = []
@@ -157,7 +184,14 @@ def apply_task(
         if obj.kind == "Deployment" and result.action != "unchanged" and not dry_run:
             target = f"deployment/{obj.name}"
             changes.append(
-                WorkloadChange(target, obj.kind, obj.name, ns, before.get((obj.name, ns)))
+                WorkloadChange(
+                    target,
+                    obj.kind,
+                    obj.name,
+                    ns,
+                    before.get((obj.name, ns)),
+                    *_where(context),
+                )
             )
     return results, changes
 
@@ -189,8 +223,14 @@ def set_image_task(
         rev = revision(cluster, kind, name, namespace) if kind == "Deployment" else None
         result = set_image(cluster, kind, name, namespace, dict(images), log=log)
         if result.changed:
-            changes.append(WorkloadChange(result.target, kind, name, namespace, rev))
+            changes.append(
+                WorkloadChange(result.target, kind, name, namespace, rev, *_where(context))
+            )
     return changes
+
+
+def _where(context: StepContext) -> tuple[str | None, str | None]:
+    return context.kubeconfig, context.kube_context
 
 
 @_step_task(name="restart")
@@ -206,7 +246,7 @@ def restart_task(
     for name in names:
         rev = revision(cluster, kind, name, namespace) if kind == "Deployment" else None
         result = restart(cluster, kind, name, namespace, log=log)
-        changes.append(WorkloadChange(result.target, kind, name, namespace, rev))
+        changes.append(WorkloadChange(result.target, kind, name, namespace, rev, *_where(context)))
     return changes
 
 

@@ -7,9 +7,12 @@ kube tokens. Every text shipline emits passes through one `Redactor`.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 MASK = "***"
 
@@ -23,8 +26,16 @@ class Redactor:
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
-        """Also mask `values` (empty strings are ignored: they would match everywhere)."""
-        self._values.update(value for value in values if value)
+        """Also mask `values` (empty strings are ignored: they would match everywhere).
+
+        Each value is also masked as JSON and Python quote it (the API server echoes a
+        refused value in JSON, a repr() escapes quotes and backslashes).
+        """
+        for value in values:
+            if value:
+                self._values.update(
+                    form for form in (value, _json_form(value), _repr_form(value)) if form
+                )
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(self._values, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
@@ -37,6 +48,60 @@ class Redactor:
 
     def __bool__(self) -> bool:
         return bool(self._values)
+
+    def error(self, exc: BaseException) -> BaseException:
+        """`exc` with its message masked, cut from its chain (which may hold the values).
+
+        The same class and attributes where its message is its args; otherwise a
+        ShiplineError carrying the class name and the masked text.
+        """
+        from tasks.errors import ShiplineError
+
+        text = str(exc)
+        if not self or (self(text) == text and not _chain_leaks(exc, self)):
+            return exc
+        if type(exc).__str__ is BaseException.__str__:
+            masked = copy.copy(exc)
+            masked.args = tuple(self(a) if isinstance(a, str) else a for a in exc.args)
+        else:
+            masked = ShiplineError(f"{type(exc).__name__}: {self(text)}")
+        masked.__cause__ = None
+        masked.__context__ = None
+        masked.__suppress_context__ = True
+        masked.__traceback__ = exc.__traceback__
+        return masked
+
+
+@contextlib.contextmanager
+def masked_errors(redactor: Redactor) -> Iterator[None]:
+    """Re-raise an exception of the block with the secrets in its message masked."""
+    try:
+        yield
+    except Exception as exc:
+        clean = redactor.error(exc)
+        if clean is exc:
+            raise
+        raise clean from None
+
+
+def _json_form(value: str) -> str:
+    return json.dumps(value)[1:-1]
+
+
+def _repr_form(value: str) -> str:
+    return repr(value)[1:-1]
+
+
+def _chain_leaks(exc: BaseException, redactor: Redactor) -> bool:
+    """Whether an exception this one came from says a secret value."""
+    seen = 0
+    link = exc.__cause__ or exc.__context__
+    while link is not None and seen < 20:
+        text = str(link)
+        if redactor(text) != text:
+            return True
+        link, seen = link.__cause__ or link.__context__, seen + 1
+    return False
 
 
 class RedactingFilter(logging.Filter):

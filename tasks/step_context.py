@@ -22,6 +22,7 @@ class StepContext:
     workdir: str
     namespace: str
     kubeconfig: str | None = None
+    kube_context: str | None = None  # a kubectl line's --context; None: the current one
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     strict: bool = False
     timeout: float | None = None
@@ -32,14 +33,15 @@ class StepContext:
         return f"{self.pipeline}:{line}"
 
 
-_clusters: dict[str | None, Cluster] = {}
+_clusters: dict[tuple[str | None, str | None], Cluster] = {}
 _clusters_lock = threading.Lock()
 
 
 def cluster_for(context: StepContext) -> Cluster:
-    """One connection per kubeconfig per process: discovery is paid once, not per task."""
+    """One connection per kubeconfig and context per process: discovery is paid once."""
+    key = (context.kubeconfig, context.kube_context)
     with _clusters_lock:
-        cluster = _clusters.get(context.kubeconfig)
+        cluster = _clusters.get(key)
         if cluster is None:
-            cluster = _clusters[context.kubeconfig] = Cluster.connect(context.kubeconfig)
+            cluster = _clusters[key] = Cluster.connect(*key)
         return cluster

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tasks.apply import LAST_APPLIED, ApplyResult, apply_objects
-from tasks.errors import ApplyError, ManifestError
+from tasks.errors import ManifestError
 from tasks.kube import Cluster
 from tasks.manifests import load_objects
 
@@ -303,8 +303,9 @@ def test_bad_document_applies_nothing_and_names_file_and_line(core, namespace, t
 def test_server_rejection_in_dry_run_applies_nothing(cluster, core, namespace, tmp_path):
     bad_service = SERVICE.replace("port: 80", "port: 99999")
     paths = write(tmp_path, {"a.yaml": CONFIGMAP.format(data=""), "b.yaml": bad_service})
-    with pytest.raises(ApplyError) as caught:
+    with pytest.raises(ManifestError) as caught:  # bad input: exit code 2
         ship(cluster, paths, namespace)
+    assert caught.value.exit_code == 2
     message = str(caught.value)
     assert "nothing was applied" in message
     assert f"{tmp_path / 'b.yaml'}:1 (document 1)" in message and "service/server" in message

@@ -4,6 +4,7 @@ the right exit code, and nothing applied or pushed."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -176,6 +177,53 @@ CASES: dict[str, Case] = {
         code=1,
         env={"KUBECONFIG": "{dir}/kubeconfig"},
     ),
+    "bad manifest in an apply split around a set image": Case(
+        {
+            # The planner applies the ConfigMap apart from the Deployment, which it
+            # applies with its final image; both are checked before either is applied.
+            "okteto-pipeline.yaml": "deploy:\n"
+            + APPLY
+            + "  - kubectl set image deployment web web=k8s.gcr.io/pause:3.2\n",
+            "k8s/a.yaml": CONFIGMAP,
+            "k8s/b.yaml": DEPLOYMENT.replace(
+                "command:", "ports: [{containerPort: -1}]\n          command:"
+            ),
+        },
+        ["nothing was applied", "k8s/b.yaml:1", "containerPort: Invalid value: -1"],
+    ),
+    "object of another namespace under -n": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n  - kubectl -n {namespace} apply -f k8s/\n",
+            "k8s/a.yaml": CONFIGMAP,
+            "k8s/b.yaml": CONFIGMAP.replace(
+                "name: settings", "name: other\n  namespace: elsewhere"
+            ),
+        },
+        ["k8s/b.yaml:1", "does not match the namespace", "--namespace=elsewhere"],
+    ),
+    "secret value in a manifest the server refuses": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY,
+            # The API server echoes the refused label value: the secret must not leave.
+            "k8s/a.yaml": CONFIGMAP.replace(
+                "name: settings", 'name: settings\n  labels: {app: "${SHIPLINE_TEST_SECRET} x"}'
+            ),
+        },
+        ["nothing was applied", "k8s/a.yaml:1", 'Invalid value: "*** x"'],
+    ),
+    "unknown field (a typo kubectl refuses)": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY,
+            "k8s/a.yaml": CONFIGMAP,
+            "k8s/b.yaml": DEPLOYMENT.replace("imagePullPolicy:", "imagePullPolcy:"),
+        },
+        [
+            "nothing was applied",
+            "k8s/b.yaml:1",
+            "ValidationError(Deployment.spec.template.spec.containers[0]): unknown field "
+            '"imagePullPolcy" in io.k8s.api.core.v1.Container',
+        ],
+    ),
     "secret without a value": Case(
         {"okteto-pipeline.yaml": "deploy:\n" + APPLY, "k8s/a.yaml": CONFIGMAP},
         ["no value for the secret variable(s) SHIPLINE_TEST_SECRET", "export them"],
@@ -205,7 +253,7 @@ def test_bad_input(name: str, stack, namespace, apps, core, tmp_path: Path):
     for rel, text in case.files.items():
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(text.replace("{namespace}", namespace))
     kubectl = ["kubectl", "--kubeconfig", stack.kubeconfig, "-n", namespace]
     if case.pre:
         subprocess.run([*kubectl, "apply", "-f", "-"], input=case.pre, text=True, check=True)
@@ -248,8 +296,28 @@ def test_bad_input(name: str, stack, namespace, apps, core, tmp_path: Path):
     # Prefect server keeps those).
     assert "Traceback" not in output, output[-3000:]
     assert "s3cret-value-never-shown" not in output
+    assert "s3cret-value-never-shown" not in _recorded(stack, output)
     assert _snapshot(apps, core, namespace) == before
     assert not _registry_has_commit(stack.registry, commit)
+
+
+def _recorded(stack, output: str) -> str:
+    """What the Prefect server keeps of the run: its logs and its runs' state messages."""
+    found = re.findall(r"/runs/flow-run/([0-9a-f-]{36})", output)
+    if not found:
+        return ""
+    api, run_id = stack.prefect_api_url, found[-1]
+    logs = httpx.post(
+        f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}}, timeout=30
+    ).json()
+    flow_run = httpx.get(f"{api}/flow_runs/{run_id}", timeout=30).json()
+    task_runs = httpx.post(
+        f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}, timeout=30
+    ).json()
+    states = [flow_run["state"]] + [t["state"] for t in task_runs]
+    return "\n".join(
+        [entry["message"] for entry in logs] + [str(state.get("message")) for state in states]
+    )
 
 
 def _snapshot(apps, core, namespace: str) -> dict[str, object]:
