@@ -8,7 +8,6 @@ kube tokens. Every text shipline emits passes through one `Redactor`.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import re
@@ -61,7 +60,9 @@ class Redactor:
         if not self or (self(text) == text and not _chain_leaks(exc, self)):
             return exc
         if type(exc).__str__ is BaseException.__str__:
-            masked = copy.copy(exc)
+            # Not copy.copy: that calls __init__ with args alone, which some classes refuse.
+            masked = type(exc).__new__(type(exc))
+            masked.__dict__.update(exc.__dict__)
             masked.args = tuple(self(a) if isinstance(a, str) else a for a in exc.args)
         else:
             masked = ShiplineError(f"{type(exc).__name__}: {self(text)}")
