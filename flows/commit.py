@@ -7,6 +7,7 @@ shows exactly the image tags the run will build (``${OKTETO_GIT_COMMIT}``,
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -17,9 +18,22 @@ from flows.kube_context import context_namespace
 from flows.pipeline import DEFAULT_REGISTRY, PipelineOptions
 from tasks.errors import InputError
 
-__all__ = ["current_branch", "head_commit", "parse_variables", "run_options"]
+__all__ = [
+    "MAX_TIMEOUT",
+    "check_namespace",
+    "check_timeout",
+    "current_branch",
+    "head_commit",
+    "parse_variables",
+    "run_options",
+]
 
 _VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+# A namespace name is an RFC 1123 label (apimachinery's validation.IsDNS1123Label).
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_LABEL_MAX = 63
+# Seconds; a rollout still unfinished after a day is stuck, and a day fits every timer.
+MAX_TIMEOUT = 24 * 60 * 60.0
 
 
 def run_options(
@@ -37,8 +51,13 @@ def run_options(
     ``commit`` defaults to ``git rev-parse HEAD`` of the pipeline's folder, else ``HEAD``;
     ``branch`` to the branch checked out there; ``registry`` to ``SHIPLINE_REGISTRY``, else
     ``127.0.0.1:5000``; a namespace nobody names comes from the kubeconfig's context.
+
+    Raises :class:`InputError` when ``namespace``, or the one the kubeconfig's context
+    names, is not a valid Kubernetes namespace name (see :func:`check_namespace`).
     """
     env = os.environ if environ is None else environ
+    if namespace:
+        check_namespace(namespace)
     folder = Path(pipeline_path).absolute().parent
     if commit is None:
         try:
@@ -47,7 +66,16 @@ def run_options(
             commit = "HEAD"  # not a repository: the tag still says which tree it was
 
     def kube_namespace(context: str | None, kubeconfig: str | None) -> str | None:
-        return context_namespace(kubeconfig=kubeconfig, context=context, environ=env)
+        found = context_namespace(kubeconfig=kubeconfig, context=context, environ=env)
+        if found:
+            where = f'context "{context}"' if context else "current context"
+            check_namespace(
+                found,
+                source=f"the namespace of the kubeconfig's {where}",
+                advice="fix the context (`kubectl config set-context CONTEXT --namespace=NAME`) "
+                "or pass --namespace",
+            )
+        return found
 
     return PipelineOptions(
         commit=commit,
@@ -58,6 +86,41 @@ def run_options(
         environ=dict(env),
         kube_namespace=kube_namespace,
     )
+
+
+def check_namespace(
+    namespace: str,
+    *,
+    source: str = "namespace",
+    advice: str = "choose another namespace, e.g. 'my-app'",
+) -> str:
+    """``namespace`` when it is a valid Kubernetes namespace name, else :class:`InputError`.
+
+    Kubernetes requires an RFC 1123 label; ``source`` says where the value came from
+    (the run's option, the kubeconfig's context) and ``advice`` what to do, for the
+    message.
+    """
+    if len(namespace) <= _DNS1123_LABEL_MAX and _DNS1123_LABEL.fullmatch(namespace):
+        return namespace
+    length = f" (it has {len(namespace)})" if len(namespace) > _DNS1123_LABEL_MAX else ""
+    raise InputError(
+        f"{source} {namespace!r} is not a valid Kubernetes namespace name: it must be an "
+        "RFC 1123 label, lower-case letters, digits and '-', starting and ending with a "
+        f"letter or digit, at most {_DNS1123_LABEL_MAX} characters{length}; {advice}"
+    )
+
+
+def check_timeout(value: float) -> float:
+    """``value`` (seconds, ``--timeout``) when 0 < value <= :data:`MAX_TIMEOUT`.
+
+    Raises :class:`InputError` for zero, negative, NaN, infinite or larger values.
+    """
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise InputError(
+            f"--timeout {value:g}: expected the seconds each rollout may take, a number "
+            f"greater than 0 and at most {MAX_TIMEOUT:g} (24 hours)"
+        )
+    return value
 
 
 def parse_variables(pairs: Iterable[str]) -> dict[str, str]:

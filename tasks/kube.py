@@ -94,12 +94,82 @@ def api_call(action: str) -> Iterator[None]:
 
 
 def kubeconfig_path(explicit: str | None = None) -> str:
-    """The kubeconfig to use: `explicit`, else $KUBECONFIG (first entry), else ~/.kube/config."""
-    if explicit:
-        return explicit
-    env = os.environ.get("KUBECONFIG", "")
-    first = env.split(os.pathsep)[0] if env else ""
-    return first or str(Path.home() / ".kube" / "config")
+    """The kubeconfig setting kubectl would use: `explicit`, else $KUBECONFIG, else ~/.kube/config.
+
+    Like $KUBECONFIG (which callers pass as `explicit`), the result may list several files
+    separated by `os.pathsep`; `Cluster.connect` merges them as kubectl does.
+    """
+    return explicit or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+
+
+_KUBECONFIG_HINT = (
+    "set KUBECONFIG to your kubeconfig file, or to several separated by "
+    f'"{os.pathsep}" (for the local stack: `eval "$(shipline stack env)"`)'
+)
+_KUBECONFIG_SECTIONS = (("clusters", "cluster"), ("contexts", "context"), ("users", "user"))
+
+
+def _a(value: Any) -> str:
+    """`value`'s YAML type, for messages ("a string", "a list")."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    names = {str: "a string", list: "a list", dict: "a mapping"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _kubeconfig_problem(data: Any) -> str | None:
+    """What makes a parsed kubeconfig unusable, else None (the shape client-go accepts)."""
+    if not isinstance(data, dict):
+        return f"its top level is {_a(data)}, not a mapping with clusters, contexts and users"
+    current = data.get("current-context")
+    if current is not None and not isinstance(current, str):
+        return f"current-context is {_a(current)}, not a context name"
+    for section, body in _KUBECONFIG_SECTIONS:
+        items = data.get(section)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            return f"{section} is {_a(items)}, not a list"
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                return f"{section}[{index}] is {_a(item)}, not a mapping with name and {body}"
+            name = item.get("name")
+            if not isinstance(name, str) or not name:
+                return f"{section}[{index}] has no name"
+            if item.get(body) is not None and not isinstance(item[body], dict):
+                return f"{section}[{index}] ({name}): {body} is {_a(item[body])}, not a mapping"
+    return None
+
+
+def _read_kubeconfig(path: str) -> dict[str, Any] | None:
+    """One kubeconfig file as a mapping (None when empty); InputError says what is wrong."""
+    import yaml
+
+    if Path(path).is_dir():
+        raise InputError(f"kubeconfig {path} is a directory, not a file; {_KUBECONFIG_HINT}")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"kubeconfig {path} cannot be read ({exc}); {_KUBECONFIG_HINT}") from exc
+    except yaml.YAMLError as exc:
+        # Only the problem and its place: pyyaml's snippet of the line could show a token.
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise InputError(
+            f"kubeconfig {path} is not valid YAML{at}: {problem}; fix the file or "
+            f"{_KUBECONFIG_HINT}"
+        ) from exc
+    if data is None:
+        return None  # kubectl reads an empty file as an empty config
+    problem = _kubeconfig_problem(data)
+    if problem:
+        raise InputError(
+            f"kubeconfig {path} is not a kubeconfig: {problem}; fix the file or {_KUBECONFIG_HINT}"
+        )
+    return data
 
 
 @dataclass
@@ -112,31 +182,67 @@ class Cluster:
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Cluster:
-        """Load the kubeconfig (errors name the file and what is wrong with it)."""
+        """Load the kubeconfig (errors name the file and what is wrong with it).
+
+        `kubeconfig` may list files as $KUBECONFIG does; they merge by kubectl's rules
+        (client-go's loader.go): missing files are skipped, the first definition of a
+        cluster, context or user wins, and so does the first current-context set.
+        """
         from kubernetes import config
         from kubernetes.config.config_exception import ConfigException
 
-        path = kubeconfig_path(kubeconfig)
-        if not Path(path).is_file():
+        setting = kubeconfig_path(kubeconfig)
+        entries = [os.path.expanduser(p) for p in setting.split(os.pathsep) if p]
+        existing = [p for p in dict.fromkeys(entries) if os.path.exists(p)]
+        if not existing:
+            if not kubeconfig and not os.environ.get("KUBECONFIG"):
+                what = f"KUBECONFIG is not set and {setting} does not exist"
+            elif len(entries) == 1:
+                what = f"kubeconfig {setting} does not exist"
+            else:
+                what = f"none of the kubeconfig files in {setting} exists"
+            raise InputError(f"{what}; {_KUBECONFIG_HINT}")
+        documents = {path: _read_kubeconfig(path) for path in existing}
+        files = [path for path, data in documents.items() if data]
+        if not files:
+            raise InputError(f"kubeconfig {setting} is empty; {_KUBECONFIG_HINT}")
+        # The client's merger lets the last current-context win; kubectl takes the first.
+        chosen = context or next(
+            (d["current-context"] for d in documents.values() if d and d.get("current-context")),
+            None,
+        )
+        if not chosen:
             raise InputError(
-                f"kubeconfig {path} does not exist; set KUBECONFIG (for the local stack: "
-                '`eval "$(shipline stack env)"`) or pass --kubeconfig'
+                f"kubeconfig {setting} sets no current-context; choose one with "
+                "`kubectl config use-context NAME`"
+            )
+        contexts = [
+            item
+            for data in documents.values()
+            for item in (data or {}).get("contexts") or []
+            if item["name"] == chosen
+        ]
+        if not contexts:
+            raise InputError(
+                f'context "{chosen}" is not defined in kubeconfig {setting}; check the '
+                "context name (`kubectl config get-contexts`) or the kubeconfig"
             )
         try:
-            api_client = config.new_client_from_config(config_file=path, context=context)
-            _, active = config.list_kube_config_contexts(config_file=path)
-            if context:
-                contexts, _ = config.list_kube_config_contexts(config_file=path)
-                active = next(c for c in contexts if c["name"] == context)
-        except (ConfigException, StopIteration, ValueError, TypeError, KeyError) as exc:
+            api_client = config.new_client_from_config(
+                config_file=os.pathsep.join(files), context=chosen
+            )
+        except ConfigException as exc:
             raise InputError(
-                f"kubeconfig {path} cannot be used: {exc or type(exc).__name__}; check its "
-                "current-context, clusters and users"
+                f"kubeconfig {setting} cannot be used: {exc}; check its current-context, "
+                "clusters and users"
             ) from exc
-        except Exception as exc:  # yaml errors and the like from a broken file
-            raise InputError(f"kubeconfig {path} is not valid: {exc}") from exc
-        namespace = (active or {}).get("context", {}).get("namespace") or "default"
-        return cls(api_client=api_client, namespace=namespace)
+        except Exception as exc:  # a malformed value deeper down (a bad certificate, ...)
+            raise InputError(
+                f"kubeconfig {setting} cannot be used ({type(exc).__name__}: {exc}); check "
+                f'the cluster and user of context "{chosen}"'
+            ) from exc
+        namespace = (contexts[0].get("context") or {}).get("namespace") or "default"
+        return cls(api_client=api_client, namespace=str(namespace))
 
     @property
     def dynamic(self) -> Any:
