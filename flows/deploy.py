@@ -196,7 +196,9 @@ def _prepare(
     timeout: float,
 ) -> _Run:
     """Parse and plan: every input error surfaces here, before anything runs."""
-    from flows.commit import run_options
+    from flows.commit import check_timeout, run_options
+
+    check_timeout(timeout)  # runs from the UI or the API come without the CLI's check
 
     options = run_options(
         pipeline,

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.commit import head_commit, parse_variables
+from flows.commit import check_timeout, head_commit, parse_variables
 from tasks.errors import ShiplineError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pr12er"
@@ -159,6 +159,7 @@ def run(
     timeout: Annotated[float, typer.Option(help="Seconds per rollout without --timeout.")] = 600,
 ) -> None:
     """Run a pipeline file as the `deploy` flow; exit 0 only when every rollout completed."""
+    timeout = check_timeout(timeout)
     if not commit:
         # Resolved here, not in the flow, so the run's name and parameters show it.
         with contextlib.suppress(ShiplineError):

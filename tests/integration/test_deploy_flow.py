@@ -4,9 +4,11 @@ stack's Prefect server, checked on the real cluster and registry."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from shipline_runs import (
     API_KEY,
     EXAMPLE,
@@ -107,3 +109,42 @@ def test_dry_run_changes_nothing(stack, namespace, apps, core):
         timeout=10,
     )
     assert tag.status_code == 404
+
+
+def test_each_line_acts_where_its_flags_say(stack, namespace, core, tmp_path):
+    # `kubectl -n OTHER apply` applies into OTHER, and `--kubeconfig FILE --context NAME`
+    # uses that context even when the file's current-context is unusable.
+    from kubernetes import client
+
+    other = f"{namespace[:50]}-other"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    try:
+        config = yaml.safe_load(Path(stack.kubeconfig).read_text())
+        good = config["contexts"][0]
+        config["contexts"] = [
+            {"name": "elsewhere", "context": good["context"]},
+            {"name": "broken", "context": {"cluster": "nope", "user": "nope"}},
+        ]
+        config["current-context"] = "broken"
+        (tmp_path / "other.kubeconfig").write_text(yaml.safe_dump(config))
+        (tmp_path / "k8s").mkdir()
+        for name in ("first", "second"):
+            (tmp_path / "k8s" / f"{name}.yaml").write_text(
+                f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata: {{a: '1'}}\n"
+            )
+        (tmp_path / "okteto-pipeline.yaml").write_text(
+            "deploy:\n"
+            f"  - kubectl -n {other} apply -f k8s/first.yaml\n"
+            "  - kubectl --kubeconfig other.kubeconfig --context elsewhere"
+            f" --namespace={other} apply -f k8s/second.yaml\n"
+        )
+        done = shipline_run(
+            str(tmp_path / "okteto-pipeline.yaml"), "--commit", "x", "-n", namespace
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        in_other = {c.metadata.name for c in core.list_namespaced_config_map(other).items}
+        in_run = {c.metadata.name for c in core.list_namespaced_config_map(namespace).items}
+        assert {"first", "second"} <= in_other
+        assert not {"first", "second"} & in_run
+    finally:
+        core.delete_namespace(other, propagation_policy="Background")
