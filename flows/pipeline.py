@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -31,6 +31,7 @@ from flows.shell_words import Literal, Operator, ShellSyntaxError, Token, Word, 
 from flows.steps import BuildStep, KubeScope, ShellStep, Step
 from tasks.errors import PipelineError
 from tasks.globbing import expand_glob
+from tasks.yaml_limits import UniqueKeySafeLoader, YamlLimitError
 
 __all__ = [
     "DEFAULT_REGISTRY",
@@ -90,8 +91,9 @@ class Pipeline:
 def read_pipeline(path: str | Path, options: PipelineOptions) -> Pipeline:
     """Read and parse the pipeline file at ``path``.
 
-    Raises :class:`PipelineError` naming the file (and line) when it is missing, not YAML,
-    has no ``deploy`` list, or a line is not valid shell or is refused by its tool.
+    Raises :class:`PipelineError` naming the file (and line) when it is missing, not YAML
+    (or repeats a key, nests too deep, aliases too much), has no ``deploy`` list or no
+    steps at all, or a line is not valid shell or is refused by its tool.
     """
     pipeline_path = Path(path).absolute()
     try:
@@ -122,19 +124,31 @@ def parse_pipeline(text: str, *, path: Path, options: PipelineOptions) -> Pipeli
         "SHIPLINE_REGISTRY": options.registry,
     }
     builds = _manifest_builds(node, data, path, options, variables)
+    entries = _deploy_entries(node, data, path)
+    if not builds and not entries:
+        # Running nothing and reporting success would hide a pipeline that lost its lines.
+        raise PipelineError(
+            f"{path} line {_mapping_value(node, 'deploy')[1]}: the pipeline has no steps: "
+            "`deploy` lists no lines and no `build` map names an image; add the pipeline's "
+            "lines under `deploy:`"
+        )
     variables.update(options.variables)
     parser = _EntryParser(path, workdir, namespace, options, {**options.environ, **variables})
-    for entry, (line, command) in enumerate(_deploy_entries(node, data, path), start=1):
+    for entry, (line, command) in enumerate(entries, start=1):
         parser.parse(entry, line, command)
     # parser.steps, not what parse() returned: a `docker push` line updates an earlier build.
     return Pipeline(str(path), workdir, namespace, (*builds, *parser.steps), variables)
 
 
 def _load_yaml(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
+    # Unique keys: a repeated key would keep the last value, and `deploy` the first one's
+    # lines; limits: deep nesting and alias bombs would crash or exhaust memory.
+    loader = UniqueKeySafeLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except YamlLimitError as exc:
+        raise PipelineError(f"{path} line {exc.line}: {exc.reason}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -149,11 +163,18 @@ def _load_yaml(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
     return node, data
 
 
-def _mapping_value(node: yaml.MappingNode, key: str) -> tuple[yaml.Node | None, int]:
-    for key_node, value_node in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-            return value_node, key_node.start_mark.line + 1
-    return None, 0
+def _mapping_value(node: yaml.Node | None, key: str) -> tuple[yaml.Node | None, int]:
+    """The value node of ``key`` and its key's line; ``(None, 0)`` when absent.
+
+    The last match: a ``<<`` merge puts the merged pairs first, and the mapping's own key
+    overrides them, as in the constructed value.
+    """
+    found: tuple[yaml.Node | None, int] = (None, 0)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                found = value_node, key_node.start_mark.line + 1
+    return found
 
 
 def _deploy_entries(
@@ -208,9 +229,11 @@ def _manifest_builds(
     env = {**options.environ, **variables}
     images: dict[str, str] = {}
     steps: list[BuildStep] = []
-    for (key_node, _), (name, value) in zip(build_node.value, build.items(), strict=False):
+    for name, value in build.items():
         service = str(name)
-        line = key_node.start_mark.line + 1
+        # By key, not by position: a `<<` merge adds pairs the constructed map folds away.
+        spec_node, line = _mapping_value(build_node, service)
+        line = line or key_line
         spec = value if value is not None else {}
         if not isinstance(spec, dict):
             raise PipelineError(f"{path} line {line}: build.{service} must be a mapping")
@@ -220,6 +243,7 @@ def _manifest_builds(
                 f"{path} line {line}: build.{service}.{unknown[0]} is not supported by "
                 f"shipline (supported: {', '.join(sorted(_BUILD_KEYS))})"
             )
+        depends = _check_build_spec(spec, spec_node, path, service, line)
 
         def text(value: Any, what: str, *, _service: str = service, _line: int = line) -> str:
             try:
@@ -235,8 +259,6 @@ def _manifest_builds(
         )
         context = os.path.normpath(path.parent / text(spec.get("context", "."), "context"))
         dockerfile = os.path.join(context, text(spec.get("dockerfile", "Dockerfile"), "dockerfile"))
-        depends = spec.get("depends_on") or []
-        depends = [depends] if isinstance(depends, str) else list(depends)
         missing = [name for name in depends if name not in images]
         if missing:
             raise PipelineError(
@@ -262,6 +284,75 @@ def _manifest_builds(
         variables.update(added)
         env.update(added)
     return steps
+
+
+def _check_build_spec(
+    spec: dict[str, Any], spec_node: yaml.Node | None, path: Path, service: str, line: int
+) -> list[str]:
+    """Refuse build fields of the wrong type, naming the field and its line.
+
+    Returns the ``depends_on`` names as a list (okteto takes one name or a list).
+    """
+
+    def refuse(field: str, must: str, value: Any, node: yaml.Node | None = None) -> NoReturn:
+        _, field_line = _mapping_value(spec_node, field)
+        at_line = node.start_mark.line + 1 if node is not None else field_line or line
+        raise PipelineError(
+            f"{path} line {at_line}: build.{service}.{field} must be {must}, found "
+            f"{_yaml_type(value)}"
+        )
+
+    for key in ("image", "context", "dockerfile", "target"):
+        if isinstance(spec.get(key), dict | list):
+            refuse(key, "a string", spec[key])
+    args = spec.get("args")
+    args_node, _ = _mapping_value(spec_node, "args")
+    if isinstance(args, dict):
+        # okteto reads args as NAME: VALUE strings; a nested value has no string form.
+        for name, value in args.items():
+            if isinstance(value, dict | list):
+                refuse(f"args.{name}", "a string", value, _mapping_value(args_node, str(name))[0])
+    elif isinstance(args, list):
+        for index, item in enumerate(args):
+            if not isinstance(item, str):
+                refuse("args", "a list of NAME=VALUE strings", item, _item_node(args_node, index))
+    elif args is not None:
+        refuse("args", "a map of NAME: VALUE or a list of NAME=VALUE strings", args)
+    depends = spec.get("depends_on")
+    depends_node, _ = _mapping_value(spec_node, "depends_on")
+    if depends is None or depends == "":
+        return []
+    if isinstance(depends, str):
+        return [depends]
+    if not isinstance(depends, list):
+        refuse("depends_on", "a build service's name or a list of names", depends)
+    for index, name in enumerate(depends):
+        if not isinstance(name, str):
+            refuse(
+                "depends_on", "a list of build service names", name, _item_node(depends_node, index)
+            )
+    return list(depends)
+
+
+def _item_node(node: yaml.Node | None, index: int) -> yaml.Node | None:
+    if isinstance(node, yaml.SequenceNode) and index < len(node.value):
+        return node.value[index]
+    return None
+
+
+def _yaml_type(value: Any) -> str:
+    """How a constructed YAML value is named in messages: ``a number (5)``."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__} ({value!s:.40})"
 
 
 def _build_args(args: Any, text: Callable[[Any, str], str]) -> list[tuple[str, str]]:

@@ -6,7 +6,10 @@ Pure apart from reading the files. Every file is substituted with envsubst seman
 `ManifestError`, so a bad document anywhere means nothing is applied.
 
 YAML is read the way kubectl reads it (sigs.k8s.io/yaml, i.e. YAML -> JSON): timestamps
-stay strings, map keys become strings and whole floats become integers.
+stay strings, map keys become strings and whole floats become integers. Like kubectl, a
+repeated key keeps its last value (kubectl 1.32's client-side apply accepts it), and a
+document nested too deep or expanding too many aliases is refused
+(:mod:`tasks.yaml_limits`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import yaml
 
 from tasks.envsubst import substitute
 from tasks.errors import ManifestError, SubstitutionError
+from tasks.yaml_limits import LimitedSafeLoader, YamlLimitError
 
 __all__ = ["ManifestObject", "apply_order", "load_objects"]
 
@@ -59,7 +63,7 @@ class ManifestObject:
         return f"{self.source}:{self.line} (document {self.document})"
 
 
-class _KubeLoader(yaml.SafeLoader):
+class _KubeLoader(LimitedSafeLoader):
     """SafeLoader without the timestamp resolver: kubectl keeps dates as strings."""
 
 
@@ -93,17 +97,61 @@ def _json_key(key: Any) -> str:
     return str(key)
 
 
-def _missing_fields(body: Any) -> list[str]:
-    """What keeps ``body`` from being an object: each missing field, or not a mapping."""
+def _field_problems(body: Any) -> tuple[list[str], bool]:
+    """What keeps ``body`` from being an object, and whether a required field is missing."""
     if not isinstance(body, dict):
-        return ["the document is not a mapping (an object with apiVersion, kind, metadata)"]
+        return ["the document is not a mapping (an object with apiVersion, kind, metadata)"], True
     metadata = body.get("metadata")
-    values = {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata.name": metadata.get("name") if isinstance(metadata, dict) else None,
-    }
-    return [f"missing {f}" for f, v in values.items() if not isinstance(v, str) or not v]
+    if metadata is not None and not isinstance(metadata, dict):
+        # kubectl: cannot unmarshal number into Go struct field .metadata of type v1.ObjectMeta
+        return [f"metadata must be a mapping with a name, found {_json_type(metadata)}"], True
+    metadata = metadata or {}
+    problems: list[str] = []
+    missing = False
+    for name, value, required in (
+        ("apiVersion", body.get("apiVersion"), True),
+        ("kind", body.get("kind"), True),
+        ("metadata.name", metadata.get("name"), True),
+        ("metadata.namespace", metadata.get("namespace"), False),
+    ):
+        if value is None or value == "":
+            if required:
+                problems.append(f"missing {name}")
+                missing = True
+        elif not isinstance(value, str):
+            # kubectl: "cannot unmarshal number into Go struct field ObjectMeta.metadata.name
+            # of type string" (apiVersion and kind: "isn't string type").
+            problems.append(
+                f"{name} must be a string, found {_json_type(value)}{_quote(name, value)}"
+            )
+    return problems, missing
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def _quote(name: str, value: Any) -> str:
+    """What to do about a field that must be a string: quote a scalar, replace the rest."""
+    if isinstance(value, dict | list):
+        return "; write one string there"
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return f'; quote it: {name.rpartition(".")[2]}: "{text}"'
+
+
+def _object_error(where: str, body: Any) -> str | None:
+    """The message for a document or List item that is not a usable object, if it is not."""
+    problems, missing = _field_problems(body)
+    if not problems:
+        return None
+    hint = "; every object needs apiVersion, kind and metadata.name" if missing else ""
+    return f"{where}: {'; '.join(problems)}{hint}"
 
 
 def _documents(text: str) -> list[tuple[int, yaml.Node, Any]]:
@@ -152,6 +200,8 @@ def _load_file(
         return [], [f"{path}: not UTF-8 at byte {exc.start}; save the manifest as UTF-8"]
     try:
         documents = _documents(decoded)
+    except YamlLimitError as exc:
+        return [], [f"{path}:{exc.line} (document {exc.document}): {exc.reason}"]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -175,22 +225,17 @@ def _load_file(
             items_node = _items_node(node)
             for position, item in enumerate(items, start=1):
                 item_line = _item_line(items_node, position - 1, line)
-                problems = _missing_fields(item)
-                if problems:
-                    errors.append(
-                        f"{path}:{item_line} (document {document}, List item {position}): "
-                        f"{'; '.join(problems)}; every object needs apiVersion, kind and "
-                        "metadata.name"
-                    )
+                error = _object_error(
+                    f"{path}:{item_line} (document {document}, List item {position})", item
+                )
+                if error:
+                    errors.append(error)
                     continue
                 objects.append(ManifestObject(path, document, item_line, item))
             continue
-        problems = _missing_fields(body)
-        if problems:
-            errors.append(
-                f"{where}: {'; '.join(problems)}; every object needs apiVersion, kind and "
-                "metadata.name"
-            )
+        error = _object_error(where, body)
+        if error:
+            errors.append(error)
             continue
         objects.append(ManifestObject(path, document, line, body))
     return objects, errors

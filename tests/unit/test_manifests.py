@@ -318,3 +318,103 @@ def test_three_way_json_merge_patch_replaces_lists():
         "spec": {"items": [{"name": "b"}]},
         "x": None,
     }
+
+
+CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n"
+
+
+def load_text(tmp_path: Path, text: str) -> list[ManifestObject]:
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    return load_objects([str(path)], {})
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        # Was "missing metadata.name"; kubectl: "json: cannot unmarshal number into Go struct
+        # field ObjectMeta.metadata.name of type string".
+        (
+            "  name: 123\n",
+            r"metadata\.name must be a string, found a number \(123\); quote it: "
+            r'name: "123"',
+        ),
+        ("  name: true\n", r"metadata\.name must be a string, found a boolean \(true\)"),
+        ("  name: [a]\n", r"metadata\.name must be a string, found a list; write one string"),
+        ("  name: x\n  namespace: 5\n", r"metadata\.namespace must be a string, found a number"),
+    ],
+)
+def test_metadata_fields_must_be_strings(metadata: str, message: str, tmp_path: Path):
+    text = f"{CONFIGMAP}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n{metadata}"
+    with pytest.raises(ManifestError, match=r"m\.yaml:6 \(document 2\): " + message):
+        load_text(tmp_path, text)
+
+
+def test_type_problems_are_not_reported_as_missing(tmp_path: Path):
+    with pytest.raises(ManifestError) as caught:
+        load_text(tmp_path, "apiVersion: 1\nkind: ConfigMap\nmetadata: hello\n")
+    message = str(caught.value)
+    assert "m.yaml:1 (document 1): metadata must be a mapping with a name, found a string" in (
+        message
+    )
+    with pytest.raises(ManifestError) as caught:
+        load_text(tmp_path, "apiVersion: 1\nkind: 5\nmetadata:\n  name: x\n")
+    message = str(caught.value)
+    assert 'apiVersion must be a string, found a number (1); quote it: apiVersion: "1"' in message
+    assert "kind must be a string, found a number (5)" in message
+    assert "missing" not in message
+
+
+def test_repeated_key_keeps_the_last_value_as_kubectl_does(tmp_path: Path):
+    # kubectl 1.32 `apply --dry-run=client` (and server-side, on 1.20) accepts a repeated
+    # key and keeps the last value: `configmap/second created (dry run)`.
+    objects = load_text(
+        tmp_path,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n  name: second\n"
+        "data:\n  a: '1'\n  a: '2'\n",
+    )
+    assert objects[0].name == "second"
+    assert objects[0].body["data"] == {"a": "2"}
+
+
+def _bomb(levels: int) -> str:
+    lines = ["  l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels + 1):
+        aliases = ", ".join([f"*l{level - 1}"] * 9)
+        lines.append(f"  l{level}: &l{level} [{aliases}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        # A RecursionError before; kubectl reads up to go-yaml's 10,000 levels.
+        (
+            "data:\n  a: " + "[" * 5000 + "]" * 5000 + "\n",
+            r"m\.yaml:11 \(document 2\): YAML nested more than 200 levels deep",
+        ),
+        # Ate all memory before; kubectl: "yaml: document contains excessive aliasing".
+        (
+            "data:\n" + _bomb(9),
+            r"m\.yaml:1[1-9] \(document 2\): excessive aliasing: up to the alias \*l\d here, "
+            r'.*"document contains excessive aliasing"',
+        ),
+        # kubectl: "yaml: anchor 'a' value contains itself".
+        (
+            "data:\n  a: &a [x, *a]\n",
+            r"m\.yaml:11 \(document 2\): the alias \*a is inside the value of its own anchor "
+            r"&a \(line 11\)",
+        ),
+    ],
+    ids=["deep", "alias-bomb", "alias-in-itself"],
+)
+def test_yaml_limits_name_file_line_and_document(second: str, message: str, tmp_path: Path):
+    text = f"{CONFIGMAP}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n{second}"
+    with pytest.raises(ManifestError, match=message):
+        load_text(tmp_path, text)
+
+
+def test_nesting_up_to_the_limit_is_read(tmp_path: Path):
+    # 200 collections: the document, spec and 198 lists.
+    text = CONFIGMAP + "spec: " + "[" * 198 + "]" * 198 + "\n"
+    assert [o.name for o in load_text(tmp_path, text)] == ["ok"]

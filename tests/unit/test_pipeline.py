@@ -178,3 +178,142 @@ def test_no_namespace_anywhere_is_default(tmp_path: Path) -> None:
         "deploy:\n  - kubectl rollout restart deploy/a\n", path=tmp_path / "p.yaml", options=OPTIONS
     )
     assert pipeline.steps[0].scope == KubeScope("default")
+
+
+def _bomb(levels: int) -> str:
+    """A "billion laughs" mapping: each level a list of nine aliases of the one before."""
+    lines = ["  l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels + 1):
+        aliases = ", ".join([f"*l{level - 1}"] * 9)
+        lines.append(f"  l{level}: &l{level} [{aliases}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # A repeated key: the tester's case crashed zip(strict=True) with a ValueError.
+        (
+            "deploy:\n  - echo a\ndeploy:\n  - echo b\n  - echo c\n",
+            r'p\.yaml line 3: mapping key "deploy" already defined at line 1; keep one',
+        ),
+        (
+            "deploy:\n  - echo a\ndeploy:\n  - echo b\n",
+            r'line 3: mapping key "deploy" already defined at line 1',
+        ),
+        (
+            "build:\n  api:\n    context: a\n    context: b\ndeploy:\n  - echo hi\n",
+            r'line 4: mapping key "context" already defined at line 3',
+        ),
+        (
+            "deploy:\n  - name: x\n    command: echo a\n    command: echo b\n",
+            r'line 4: mapping key "command" already defined at line 3',
+        ),
+        # Nesting past MAX_DEPTH: a RecursionError before.
+        (
+            "deploy:\n  - echo hi\nx: " + "[" * 5000 + "]" * 5000 + "\n",
+            r"p\.yaml line 3: YAML nested more than 200 levels deep; .*unclosed brackets",
+        ),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", r"line 1: YAML nested more than 200 levels"),
+        # An alias bomb, refused before anything expands it.
+        (
+            "deploy:\n  - echo hi\nx:\n" + _bomb(9),
+            r"p\.yaml line \d+: excessive aliasing: up to the alias \*l\d here, .*"
+            r'"document contains excessive aliasing"',
+        ),
+        (
+            "build:\n  api:\n    args: &a [A=1, A=1, A=1, A=1, A=1, A=1, A=1, A=1, A=1]\n"
+            "x:\n" + _bomb(8) + "deploy:\n  - echo hi\n",
+            r"excessive aliasing",
+        ),
+        (
+            "a: &a [x, *a]\ndeploy:\n  - echo hi\n",
+            r"line 1: the alias \*a is inside the value of its own anchor &a \(line 1\)",
+        ),
+        # No steps at all: it ran nothing and reported success before.
+        ("deploy: []\n", r"p\.yaml line 1: the pipeline has no steps: .* under `deploy:`"),
+        ("x: 1\ndeploy:\n  commands: []\n", r"line 2: the pipeline has no steps"),
+        ("build: {}\ndeploy: []\n", r"line 2: the pipeline has no steps"),
+    ],
+    ids=[
+        "duplicate-deploy",
+        "duplicate-same-length",
+        "duplicate-build-field",
+        "duplicate-entry-field",
+        "deep",
+        "deep-top",
+        "alias-bomb",
+        "alias-bomb-in-args",
+        "alias-in-itself",
+        "empty-deploy",
+        "empty-commands",
+        "empty-build-and-deploy",
+    ],
+)
+def test_bad_yaml_is_refused_naming_file_and_line(text: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=message):
+        parse_pipeline(text, path=tmp_path / "p.yaml", options=OPTIONS)
+
+
+def test_merge_keys_may_override_and_lines_follow_the_winning_key(tmp_path: Path) -> None:
+    text = "base: &base\n  deploy:\n    - echo a\n<<: *base\ndeploy:\n  - echo b\n  - echo c\n"
+    pipeline = parse_pipeline(text, path=tmp_path / "p.yaml", options=OPTIONS)
+    assert [(s.command, s.line) for s in pipeline.steps] == [("echo b", 6), ("echo c", 7)]
+
+
+def test_a_build_only_manifest_has_steps(tmp_path: Path) -> None:
+    text = "build:\n  api: {}\ndeploy: []\n"
+    pipeline = parse_pipeline(text, path=tmp_path / "okteto.yml", options=OPTIONS)
+    assert [s.kind for s in pipeline.steps] == ["build"]
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        # Both were TypeError: 'int' object is not iterable.
+        (
+            "  svc:\n    args: 5\n",
+            r"line 3: build\.svc\.args must be a map of NAME: VALUE or a list of NAME=VALUE "
+            r"strings, found a number \(5\)",
+        ),
+        (
+            "  svc:\n    depends_on: 5\n",
+            r"line 3: build\.svc\.depends_on must be a build service's name or a list of "
+            r"names, found a number \(5\)",
+        ),
+        (
+            "  base: {}\n  svc:\n    depends_on:\n      - base\n      - 7\n",
+            r"line 6: build\.svc\.depends_on must be a list of build service names, found a "
+            r"number \(7\)",
+        ),
+        (
+            "  svc:\n    args:\n      - A=1\n      - {B: 2}\n",
+            r"line 5: build\.svc\.args must be a list of NAME=VALUE strings, found a mapping",
+        ),
+        ("  svc:\n    args:\n      A: [1]\n", r"line 4: build\.svc\.args\.A must be a string"),
+        ("  svc:\n    image: [a]\n", r"line 3: build\.svc\.image must be a string, found a list"),
+        ("  svc:\n    target: {a: b}\n", r"line 3: build\.svc\.target must be a string"),
+        ("  svc:\n    args: true\n", r"args must be a map .*, found a boolean \(true\)"),
+    ],
+)
+def test_okteto_manifest_build_field_types(build: str, message: str, tmp_path: Path) -> None:
+    text = f"build:\n{build}deploy:\n  - echo hi\n"
+    with pytest.raises(PipelineError, match=message):
+        parse_pipeline(text, path=tmp_path / "okteto.yml", options=OPTIONS)
+
+
+def test_okteto_manifest_scalar_build_fields_still_work(tmp_path: Path) -> None:
+    text = (
+        "build:\n"
+        "  base: {}\n"
+        "  api:\n"
+        "    args: [VERSION=1]\n"
+        "    depends_on: [base]\n"
+        "    target: 2\n"
+        "deploy:\n"
+        "  - echo hi\n"
+    )
+    pipeline = parse_pipeline(text, path=tmp_path / "okteto.yml", options=OPTIONS)
+    api = pipeline.steps[1]
+    assert isinstance(api, BuildStep)
+    assert (api.build_args, api.target, len(api.needs_images)) == ((("VERSION", "1"),), "2", 1)
