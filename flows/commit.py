@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from flows.kube_context import context_namespace
+from flows.kube_names import check_namespace
 from flows.pipeline import DEFAULT_REGISTRY, PipelineOptions
 from tasks.errors import InputError
 
@@ -30,8 +31,6 @@ __all__ = [
 
 _VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 # A namespace name is an RFC 1123 label (apimachinery's validation.IsDNS1123Label).
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1123_LABEL_MAX = 63
 # Seconds; a rollout still unfinished after a day is stuck, and a day fits every timer.
 MAX_TIMEOUT = 24 * 60 * 60.0
 
@@ -85,28 +84,6 @@ def run_options(
         variables=dict(variables or {}),
         environ=dict(env),
         kube_namespace=kube_namespace,
-    )
-
-
-def check_namespace(
-    namespace: str,
-    *,
-    source: str = "namespace",
-    advice: str = "choose another namespace, e.g. 'my-app'",
-) -> str:
-    """``namespace`` when it is a valid Kubernetes namespace name, else :class:`InputError`.
-
-    Kubernetes requires an RFC 1123 label; ``source`` says where the value came from
-    (the run's option, the kubeconfig's context) and ``advice`` what to do, for the
-    message.
-    """
-    if len(namespace) <= _DNS1123_LABEL_MAX and _DNS1123_LABEL.fullmatch(namespace):
-        return namespace
-    length = f" (it has {len(namespace)})" if len(namespace) > _DNS1123_LABEL_MAX else ""
-    raise InputError(
-        f"{source} {namespace!r} is not a valid Kubernetes namespace name: it must be an "
-        "RFC 1123 label, lower-case letters, digits and '-', starting and ending with a "
-        f"letter or digit, at most {_DNS1123_LABEL_MAX} characters{length}; {advice}"
     )
 
 

@@ -25,11 +25,12 @@ import yaml
 
 from flows.build_commands import docker_push_image, parse_build, resolve_registry
 from flows.command_flags import BadLine, LineContext, NotModelled
+from flows.kube_names import check_namespace
 from flows.kubectl_commands import LOOP_FILE, parse_apply_loop, parse_kubectl
 from flows.shell_expansion import expand_text, expand_word, expand_words
 from flows.shell_words import Literal, Operator, ShellSyntaxError, Token, Word, tokenize
 from flows.steps import BuildStep, KubeScope, ShellStep, Step
-from tasks.errors import PipelineError
+from tasks.errors import InputError, PipelineError
 from tasks.globbing import expand_glob
 from tasks.yaml_limits import UniqueKeySafeLoader, YamlLimitError
 
@@ -467,6 +468,10 @@ class _EntryParser:
         self, namespace: str | None, context: str | None, kubeconfig: str | None
     ) -> KubeScope:
         if namespace:
+            try:
+                check_namespace(namespace, source="-n", advice="the namespace must exist under that name")
+            except InputError as exc:
+                raise BadLine(str(exc)) from None
             return KubeScope(namespace, True, context, kubeconfig)
         if self.options.namespace:
             return KubeScope(self.options.namespace, False, context, kubeconfig)
