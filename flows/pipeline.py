@@ -19,15 +19,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 
-from flows.build_commands import docker_push_image, parse_build, resolve_registry
+from flows.build_commands import docker_push_image, parse_build
 from flows.command_flags import BadLine, LineContext, NotModelled
 from flows.kube_names import check_namespace
 from flows.kubectl_commands import LOOP_FILE, parse_apply_loop, parse_kubectl
-from flows.shell_expansion import expand_text, expand_word, expand_words
+from flows.okteto_builds import manifest_builds, mapping_value
+from flows.shell_expansion import expand_word, expand_words
 from flows.shell_words import Literal, Operator, ShellSyntaxError, Token, Word, tokenize
 from flows.steps import BuildStep, KubeScope, ShellStep, Step
 from tasks.errors import InputError, PipelineError
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY = "127.0.0.1:5000"
-_BUILD_KEYS = frozenset({"context", "dockerfile", "image", "args", "target", "depends_on"})
 _SEPARATORS = frozenset({";", "\n"})
 _NOT_AND_LIST = frozenset({";", "\n", "||", "&", "(", ")", ";;"})
 _SET_OPTIONS = re.compile(r"[-+][euxo]+|pipefail|errexit|nounset|xtrace")
@@ -124,12 +124,12 @@ def parse_pipeline(text: str, *, path: Path, options: PipelineOptions) -> Pipeli
         "OKTETO_NAMESPACE": namespace,
         "SHIPLINE_REGISTRY": options.registry,
     }
-    builds = _manifest_builds(node, data, path, options, variables)
+    builds = manifest_builds(node, data, path, options, variables)
     entries = _deploy_entries(node, data, path)
     if not builds and not entries:
         # Running nothing and reporting success would hide a pipeline that lost its lines.
         raise PipelineError(
-            f"{path} line {_mapping_value(node, 'deploy')[1]}: the pipeline has no steps: "
+            f"{path} line {mapping_value(node, 'deploy')[1]}: the pipeline has no steps: "
             "`deploy` lists no lines and no `build` map names an image; add the pipeline's "
             "lines under `deploy:`"
         )
@@ -164,24 +164,10 @@ def _load_yaml(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
     return node, data
 
 
-def _mapping_value(node: yaml.Node | None, key: str) -> tuple[yaml.Node | None, int]:
-    """The value node of ``key`` and its key's line; ``(None, 0)`` when absent.
-
-    The last match: a ``<<`` merge puts the merged pairs first, and the mapping's own key
-    overrides them, as in the constructed value.
-    """
-    found: tuple[yaml.Node | None, int] = (None, 0)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-                found = value_node, key_node.start_mark.line + 1
-    return found
-
-
 def _deploy_entries(
     node: yaml.MappingNode, data: dict[str, Any], path: Path
 ) -> list[tuple[int, str]]:
-    deploy_node, key_line = _mapping_value(node, "deploy")
+    deploy_node, key_line = mapping_value(node, "deploy")
     deploy = data.get("deploy")
     if deploy_node is None:
         raise PipelineError(f"{path}: no `deploy:` list; add one with the pipeline's lines")
@@ -192,7 +178,7 @@ def _deploy_entries(
                 f"{path} line {key_line}: deploy.{unknown[0]} is not supported by shipline; "
                 "use a `deploy:` list of commands"
             )
-        deploy_node, key_line = _mapping_value(deploy_node, "commands")
+        deploy_node, key_line = mapping_value(deploy_node, "commands")
         deploy = deploy.get("commands")
     if not isinstance(deploy, list) or not isinstance(deploy_node, yaml.SequenceNode):
         raise PipelineError(
@@ -210,179 +196,6 @@ def _deploy_entries(
             )
         entries.append((line, command))
     return entries
-
-
-def _manifest_builds(
-    node: yaml.MappingNode,
-    data: dict[str, Any],
-    path: Path,
-    options: PipelineOptions,
-    variables: dict[str, str],
-) -> list[BuildStep]:
-    """The images of an Okteto manifest's ``build`` map, adding ``OKTETO_BUILD_<SVC>_*``."""
-    build_node, key_line = _mapping_value(node, "build")
-    build = data.get("build")
-    if build_node is None or build is None:
-        return []
-    if not isinstance(build, dict) or not isinstance(build_node, yaml.MappingNode):
-        raise PipelineError(f"{path} line {key_line}: `build` must map service names to images")
-    project = str(data.get("name") or path.parent.name)
-    env = {**options.environ, **variables}
-    images: dict[str, str] = {}
-    steps: list[BuildStep] = []
-    for name, value in build.items():
-        service = str(name)
-        # By key, not by position: a `<<` merge adds pairs the constructed map folds away.
-        spec_node, line = _mapping_value(build_node, service)
-        line = line or key_line
-        spec = value if value is not None else {}
-        if not isinstance(spec, dict):
-            raise PipelineError(f"{path} line {line}: build.{service} must be a mapping")
-        unknown = sorted(set(spec) - _BUILD_KEYS)
-        if unknown:
-            raise PipelineError(
-                f"{path} line {line}: build.{service}.{unknown[0]} is not supported by "
-                f"shipline (supported: {', '.join(sorted(_BUILD_KEYS))})"
-            )
-        depends = _check_build_spec(spec, spec_node, path, service, line)
-
-        def text(value: Any, what: str, *, _service: str = service, _line: int = line) -> str:
-            try:
-                return expand_text(str(value), env)
-            except ShellSyntaxError as exc:
-                raise PipelineError(
-                    f"{path} line {_line}: build.{_service}.{what}: {exc.message}"
-                ) from None
-
-        default_image = f"okteto.dev/{project}-{service}:{options.commit}"
-        image = resolve_registry(
-            text(spec.get("image") or default_image, "image"), options.registry
-        )
-        context = os.path.normpath(path.parent / text(spec.get("context", "."), "context"))
-        dockerfile = os.path.join(context, text(spec.get("dockerfile", "Dockerfile"), "dockerfile"))
-        missing = [name for name in depends if name not in images]
-        if missing:
-            raise PipelineError(
-                f"{path} line {line}: build.{service}.depends_on names {missing[0]}, which "
-                "is not a build service listed before it"
-            )
-        steps.append(
-            BuildStep(
-                entry=0,
-                line=line,
-                command=f"build.{service}",
-                image=image,
-                context=os.path.normpath(context),
-                dockerfile=os.path.normpath(dockerfile),
-                build_args=tuple(_build_args(spec.get("args"), text)),
-                target=text(spec["target"], "target") if spec.get("target") else None,
-                service=service,
-                needs_images=tuple(images[name] for name in depends),
-            )
-        )
-        images[service] = image
-        added = _build_variables(service, image)
-        variables.update(added)
-        env.update(added)
-    return steps
-
-
-def _check_build_spec(
-    spec: dict[str, Any], spec_node: yaml.Node | None, path: Path, service: str, line: int
-) -> list[str]:
-    """Refuse build fields of the wrong type, naming the field and its line.
-
-    Returns the ``depends_on`` names as a list (okteto takes one name or a list).
-    """
-
-    def refuse(field: str, must: str, value: Any, node: yaml.Node | None = None) -> NoReturn:
-        _, field_line = _mapping_value(spec_node, field)
-        at_line = node.start_mark.line + 1 if node is not None else field_line or line
-        raise PipelineError(
-            f"{path} line {at_line}: build.{service}.{field} must be {must}, found "
-            f"{_yaml_type(value)}"
-        )
-
-    for key in ("image", "context", "dockerfile", "target"):
-        if isinstance(spec.get(key), dict | list):
-            refuse(key, "a string", spec[key])
-    args = spec.get("args")
-    args_node, _ = _mapping_value(spec_node, "args")
-    if isinstance(args, dict):
-        # okteto reads args as NAME: VALUE strings; a nested value has no string form.
-        for name, value in args.items():
-            if isinstance(value, dict | list):
-                refuse(f"args.{name}", "a string", value, _mapping_value(args_node, str(name))[0])
-    elif isinstance(args, list):
-        for index, item in enumerate(args):
-            if not isinstance(item, str):
-                refuse("args", "a list of NAME=VALUE strings", item, _item_node(args_node, index))
-    elif args is not None:
-        refuse("args", "a map of NAME: VALUE or a list of NAME=VALUE strings", args)
-    depends = spec.get("depends_on")
-    depends_node, _ = _mapping_value(spec_node, "depends_on")
-    if depends is None or depends == "":
-        return []
-    if isinstance(depends, str):
-        return [depends]
-    if not isinstance(depends, list):
-        refuse("depends_on", "a build service's name or a list of names", depends)
-    for index, name in enumerate(depends):
-        if not isinstance(name, str):
-            refuse(
-                "depends_on", "a list of build service names", name, _item_node(depends_node, index)
-            )
-    return list(depends)
-
-
-def _item_node(node: yaml.Node | None, index: int) -> yaml.Node | None:
-    if isinstance(node, yaml.SequenceNode) and index < len(node.value):
-        return node.value[index]
-    return None
-
-
-def _yaml_type(value: Any) -> str:
-    """How a constructed YAML value is named in messages: ``a number (5)``."""
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return f"a boolean ({'true' if value else 'false'})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if value is None:
-        return "null"
-    return f"a {type(value).__name__} ({value!s:.40})"
-
-
-def _build_args(args: Any, text: Callable[[Any, str], str]) -> list[tuple[str, str]]:
-    if not args:
-        return []
-    if isinstance(args, dict):
-        return [(str(k), text(v, f"args.{k}")) for k, v in args.items()]
-    pairs = []
-    for item in args:
-        name, _, value = str(item).partition("=")
-        pairs.append((name, text(value, f"args.{name}")))
-    return pairs
-
-
-def _build_variables(service: str, image: str) -> dict[str, str]:
-    # okteto: OKTETO_BUILD_<SERVICE>_{IMAGE,REGISTRY,REPOSITORY,TAG}, '-' becoming '_'.
-    prefix = f"OKTETO_BUILD_{service.upper().replace('-', '_')}_"
-    name, tag = image, ""
-    if ":" in image.rsplit("/", 1)[-1]:
-        name, tag = image.rsplit(":", 1)
-    registry, _, repository = name.partition("/")
-    if not repository or not ("." in registry or ":" in registry or registry == "localhost"):
-        registry, repository = "docker.io", name
-    return {
-        f"{prefix}IMAGE": image,
-        f"{prefix}REGISTRY": registry,
-        f"{prefix}REPOSITORY": repository,
-        f"{prefix}TAG": tag,
-    }
 
 
 class _EntryParser:
@@ -469,7 +282,9 @@ class _EntryParser:
     ) -> KubeScope:
         if namespace:
             try:
-                check_namespace(namespace, source="-n", advice="the namespace must exist under that name")
+                check_namespace(
+                    namespace, source="-n", advice="the namespace must exist under that name"
+                )
             except InputError as exc:
                 raise BadLine(str(exc)) from None
             return KubeScope(namespace, True, context, kubeconfig)
