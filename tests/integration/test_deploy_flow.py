@@ -166,3 +166,27 @@ def test_each_line_acts_where_its_flags_say(stack, namespace, core, tmp_path):
         assert not {"first", "second"} & in_run
     finally:
         core.delete_namespace(other, propagation_policy="Background")
+
+
+def test_a_namespace_made_by_an_earlier_line_is_not_refused_ahead(stack, namespace, core, tmp_path):
+    # Every apply is dry-run before anything changes; a Namespace that line 1 creates
+    # does not exist yet then, so line 2's objects in it are checked when applied.
+    made = f"{namespace[:50]}-made"
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "ns.yaml").write_text(
+        f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {made}\n"
+    )
+    (tmp_path / "k8s" / "app.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata: {a: '1'}\n"
+    )
+    (tmp_path / "okteto-pipeline.yaml").write_text(
+        f"deploy:\n  - kubectl apply -f k8s/ns.yaml\n  - kubectl -n {made} apply -f k8s/app.yaml\n"
+    )
+    try:
+        done = shipline_run(
+            str(tmp_path / "okteto-pipeline.yaml"), "--commit", "x", "-n", namespace
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert core.read_namespaced_config_map("app", made).data == {"a": "1"}
+    finally:
+        core.delete_namespace(made, propagation_policy="Background")
