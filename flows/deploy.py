@@ -353,15 +353,7 @@ def _submit(run: _Run, planned: PlannedStep, wait_for: list[PrefectFuture]) -> P
             wait_for=wait_for,
         )
     if isinstance(step, ApplyStep):
-        return apply_task.with_options(**named).submit(
-            context,
-            step.files,
-            tuple((o.kind, o.name, o.namespace) for o in planned.objects),
-            _overrides(planned, run.parsed.namespace),
-            only=step.only,
-            explicit_namespace=step.scope.explicit_namespace,
-            wait_for=wait_for,
-        )
+        return _submit_apply(run, planned, planned.id, wait_for=wait_for)
     if isinstance(step, SetImageStep):
         return set_image_task.with_options(**named).submit(
             context,
@@ -387,6 +379,21 @@ def _submit(run: _Run, planned: PlannedStep, wait_for: list[PrefectFuture]) -> P
     assert isinstance(step, ShellStep)
     return shell_task.with_options(**named).submit(
         context, step.command, step.cwd, step.line, wait_for=wait_for
+    )
+
+
+def _submit_apply(run: _Run, planned: PlannedStep, name: str, **options: Any) -> PrefectFuture:
+    """Submit the apply task of a planned apply step; `options` go to the task."""
+    step = planned.step
+    assert isinstance(step, ApplyStep)
+    return apply_task.with_options(task_run_name=name).submit(
+        _step_context(run, step),
+        step.files,
+        tuple((o.kind, o.name, o.namespace) for o in planned.objects),
+        _overrides(planned, run.parsed.namespace),
+        only=step.only,
+        explicit_namespace=step.scope.explicit_namespace,
+        **options,
     )
 
 
@@ -532,32 +539,29 @@ def _check_applies(run: _Run, *, up_to_first_shell: bool) -> list[str]:
     """
     namespaces: set[str] = set()
     crds = False
-    futures: list[tuple[PlannedStep, PrefectFuture]] = []
+    futures: list[PrefectFuture] = []
     for planned in run.plan.steps:
         if isinstance(planned.step, ShellStep) and up_to_first_shell:
             break
         if not isinstance(planned.step, ApplyStep):
             continue
-        context = _step_context(run, planned.step)
-        future = apply_task.with_options(task_run_name=f"{planned.id} (dry run)").submit(
-            context,
-            planned.step.files,
-            tuple((o.kind, o.name, o.namespace) for o in planned.objects),
-            _overrides(planned, run.parsed.namespace),
-            only=planned.step.only,
-            dry_run=True,
-            explicit_namespace=planned.step.scope.explicit_namespace,
-            namespaces_coming=frozenset(namespaces),
-            kinds_coming=crds,
+        futures.append(
+            _submit_apply(
+                run,
+                planned,
+                f"{planned.id} (dry run)",
+                dry_run=True,
+                namespaces_coming=frozenset(namespaces),
+                kinds_coming=crds,
+            )
         )
-        futures.append((planned, future))
         namespaces |= {o.name for o in planned.objects if o.kind == "Namespace"}
         crds = crds or any(o.kind == "CustomResourceDefinition" for o in planned.objects)
     results: list[str] = []
     refused: list[ShiplineError] = []
-    for _planned, future in futures:
+    for future in futures:
         outcome = future.result(raise_on_failure=False)
-        if isinstance(outcome, ShiplineError) and isinstance(outcome, InputError):
+        if isinstance(outcome, InputError):
             refused.append(outcome)
         elif isinstance(outcome, BaseException):
             raise outcome
