@@ -116,23 +116,6 @@ def _crd_kinds(objects: Sequence[ManifestObject]) -> set[tuple[str, str]]:
     return served
 
 
-def _openapi(cluster: Cluster) -> dict:
-    """The cluster's OpenAPI v2 document (patch strategies and merge keys)."""
-    client = cluster.api_client
-    with api_call(f"reading the OpenAPI schema of the API server {client.configuration.host}"):
-        request = client.param_serialize(
-            "GET",
-            "/openapi/v2",
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = client.call_api(*request)
-        response.read()
-        if not 200 <= response.status <= 299:
-            client.response_deserialize(response, {})  # raises the classified ApiException
-        return json.loads(response.data)
-
-
 def _plan(
     cluster: Cluster,
     objects: Sequence[ManifestObject],
@@ -336,6 +319,7 @@ def _wait_served(cluster: Cluster, plan: _Planned) -> Any:
     while True:
         with api_call("refreshing the API server's resource list"):
             cluster.dynamic.resources.invalidate_cache()
+        cluster.forget_openapi()  # the new kind's schema comes with it
         resource = cluster.resource(plan.obj.api_version, plan.obj.kind)
         if resource is not None:
             return resource
@@ -375,7 +359,7 @@ def apply_objects(
     create (Namespaces; CustomResourceDefinitions): objects that need them are checked
     when applied, not refused now.
     """
-    openapi = _openapi(cluster)
+    openapi = cluster.openapi()
     planned = _plan(
         cluster,
         objects,

@@ -10,6 +10,7 @@ everything else keeps its meaning and says what to check.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -179,6 +180,8 @@ class Cluster:
     api_client: Any
     namespace: str = "default"
     _dynamic: Any = field(default=None, repr=False)
+    _openapi: dict | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Cluster:
@@ -247,13 +250,43 @@ class Cluster:
     @property
     def dynamic(self) -> Any:
         """The DynamicClient (lazy discovery, cached per server in the temp folder)."""
-        if self._dynamic is None:
-            from kubernetes.dynamic import DynamicClient
+        with self._lock:  # tasks share one Cluster from several threads
+            if self._dynamic is None:
+                from kubernetes.dynamic import DynamicClient
 
-            host = self.api_client.configuration.host
-            with api_call(f"discovering the resources of the API server {host}"):
-                self._dynamic = DynamicClient(self.api_client)
-        return self._dynamic
+                host = self.api_client.configuration.host
+                with api_call(f"discovering the resources of the API server {host}"):
+                    self._dynamic = DynamicClient(self.api_client)
+            return self._dynamic
+
+    def openapi(self) -> dict:
+        """The server's OpenAPI v2 document, read once: it is megabytes of JSON."""
+        with self._lock:
+            if self._openapi is None:
+                self._openapi = self._read_openapi()
+            return self._openapi
+
+    def forget_openapi(self) -> None:
+        """Read the document again next time (a CustomResourceDefinition was added)."""
+        with self._lock:
+            self._openapi = None
+
+    def _read_openapi(self) -> dict:
+        import json
+
+        client = self.api_client
+        with api_call(f"reading the OpenAPI schema of the API server {client.configuration.host}"):
+            request = client.param_serialize(
+                "GET",
+                "/openapi/v2",
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            response = client.call_api(*request)
+            response.read()
+            if not 200 <= response.status <= 299:
+                client.response_deserialize(response, {})  # raises the classified ApiException
+            return json.loads(response.data)
 
     def resource(self, api_version: str, kind: str) -> Any:
         """The API resource serving `kind` in `api_version`; None when the cluster lacks it."""
