@@ -46,6 +46,15 @@ __all__ = [
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 _SEPARATORS = frozenset({";", "\n"})
 _NOT_AND_LIST = frozenset({";", "\n", "||", "&", "(", ")", ";;"})
+# bash builtins that change the shell running them (bash(1), SHELL BUILTIN COMMANDS).
+_STATE_BUILTINS = frozenset(
+    {
+        *("cd", "pushd", "popd", "export", "unset", "set", "shopt", "source", ".", "eval"),
+        *("alias", "unalias", "declare", "typeset", "local", "readonly", "umask", "ulimit"),
+        *("trap", "exec", "hash", "enable", "shift", "read", "mapfile", "readarray"),
+        *("getopts", "let", "function"),
+    }
+)
 _SET_OPTIONS = re.compile(r"[-+][euxo]+|pipefail|errexit|nounset|xtrace")
 # GNU envsubst's SHELL-FORMAT: $NAME and ${NAME} (gettext envsubst.c find_variables).
 _SHELL_FORMAT_NAME = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -236,9 +245,19 @@ class _EntryParser:
         if elements is None:
             self._add(ShellStep(entry, line, text, self.workdir, _why_not_and_list(tokens)))
         else:
-            for element in elements:
+            for index, element in enumerate(elements):
                 command = text if len(elements) == 1 else text[element[0].start : element[-1].end]
-                self._parse_element(element, entry, line, command.strip())
+                steps = self._parse_element(element, entry, line, command.strip())
+                rest_follows = index < len(elements) - 1
+                if rest_follows and _is_shell(steps) and _may_change_shell_state(element):
+                    # `cd sub && kubectl apply -f k8s/`: the rest of the chain must run in
+                    # the shell this part changes, so it stays one shell step with it.
+                    rest = text[element[0].start : elements[-1][-1].end].strip()
+                    reason = "a chain whose earlier command changes the shell's state"
+                    self._add(ShellStep(entry, line, rest, self.workdir, reason))
+                    break
+                for step in steps:
+                    self._add(step)
         return self.steps[start:]
 
     def _add(self, step: Step) -> None:
@@ -247,7 +266,9 @@ class _EntryParser:
             self.docker_builds.clear()
         self.steps.append(step)
 
-    def _parse_element(self, tokens: list[Token], entry: int, line: int, command: str) -> None:
+    def _parse_element(
+        self, tokens: list[Token], entry: int, line: int, command: str
+    ) -> list[Step]:
         ctx = self._context(entry, line, command)
         try:
             if _is_word(tokens[0], "for"):
@@ -262,8 +283,7 @@ class _EntryParser:
             raise PipelineError(
                 f"{self.path} line {line}: {exc} in `{command}`; fix the line"
             ) from None
-        for step in steps:
-            self._add(step)
+        return steps
 
     def _context(self, entry: int, line: int, command: str) -> LineContext:
         return LineContext(
@@ -456,6 +476,28 @@ def _is_assignment(word: Word) -> bool:
         and not first.quoted
         and re.match(r"[A-Za-z_][A-Za-z0-9_]*=", first.text) is not None
     )
+
+
+def _is_shell(steps: Sequence[Step]) -> bool:
+    return len(steps) == 1 and isinstance(steps[0], ShellStep)
+
+
+def _may_change_shell_state(tokens: list[Token]) -> bool:
+    """Whether a chain element could change what the shell's later commands see.
+
+    Builtins that change the directory, variables, options, functions or file
+    descriptors, a bare assignment, an expansion that assigns (``${X:=v}``), or anything
+    but a simple command. External commands run in a child and cannot.
+    """
+    words = [t for t in tokens if isinstance(t, Word)]
+    if not words or any(isinstance(t, Operator) and t.op in ("(", ")") for t in tokens):
+        return True
+    if any(word.unsupported for word in words) or _is_word(tokens[0], "for"):
+        return True
+    names = [word.literal() for word in words if not _is_assignment(word)]
+    while names and names[0] in ("command", "builtin"):
+        names = names[1:]
+    return not names or names[0] is None or names[0] in _STATE_BUILTINS
 
 
 def _is_word(token: Token, text: str) -> bool:

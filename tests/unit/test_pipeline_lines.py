@@ -379,6 +379,40 @@ def test_and_chain_with_an_unknown_part_keeps_its_place(work: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("cd sub && kubectl apply -f k8s/", "cd sub && kubectl apply -f k8s/"),
+        (
+            "export FOO=x && for f in k8s/*.yaml; do envsubst < $f | kubectl apply -f -; done",
+            "export FOO=x && for f in k8s/*.yaml; do envsubst < $f | kubectl apply -f -; done",
+        ),
+        ("FOO=x && kubectl rollout restart deploy/a", "FOO=x && kubectl rollout restart deploy/a"),
+        ("source env.sh && kubectl rollout restart deploy/a", None),
+        ("command cd /tmp && kubectl rollout restart deploy/a", None),
+        ("echo ${X:=1} && kubectl rollout restart deploy/$X", None),
+        ("$CMD && kubectl rollout restart deploy/a", None),
+        ("(cd sub) && kubectl rollout restart deploy/a", None),
+    ],
+)
+def test_and_chain_after_a_shell_state_change_stays_one_shell_step(
+    line: str, kept: str | None, work: Path
+) -> None:
+    # bash runs the rest of the chain in the shell the first part changed (directory,
+    # variables, options): split into steps, `kubectl apply -f k8s/` would read ./k8s.
+    (step,) = steps_of([line], work)
+    assert isinstance(step, ShellStep)
+    assert step.command == (kept or line)
+
+
+def test_and_chain_keeps_modelled_steps_before_a_state_change(work: Path) -> None:
+    steps = steps_of(["kubectl rollout restart deploy/a && cd sub && kubectl apply -f x/"], work)
+    assert [(s.kind, s.command) for s in steps] == [
+        ("restart", "kubectl rollout restart deploy/a"),
+        ("shell", "cd sub && kubectl apply -f x/"),
+    ]
+
+
 # --- shell steps --------------------------------------------------------------------
 
 
