@@ -29,6 +29,7 @@ from flows.deploy_summary import DeployOutcome, summary_markdown
 from flows.pipeline import Pipeline, read_pipeline
 from flows.plan_view import objects_loader, plan_table
 from flows.planner import Plan, PlannedStep, plan_pipeline
+from flows.shell_namespace import shell_kube_env
 from flows.steps import (
     WORKLOAD_KINDS,
     ApplyStep,
@@ -152,7 +153,10 @@ def deploy(
         log.info("plan for %s:\n%s", run.parsed.path, _plan_text(run.plan))
         if dry_run:
             return _dry_run(run, log)
-        with one_deploy_at_a_time(run.parsed.namespace):
+        with (
+            one_deploy_at_a_time(run.parsed.namespace),
+            shell_kube_env(namespace, run.env) as run.shell_env,
+        ):
             workloads = _workloads(run)
             newer = _newer_deploy(run, workloads, stamp)
             if newer is not None:
@@ -183,6 +187,7 @@ class _Run:
     plan: Plan
     env: dict[str, str] = field(repr=False)
     context: StepContext | None = None
+    shell_env: dict[str, str] = field(default_factory=dict)  # see flows.shell_namespace
 
 
 def _prepare(
@@ -377,6 +382,8 @@ def _submit(run: _Run, planned: PlannedStep, wait_for: list[PrefectFuture]) -> P
             wait_for=wait_for,
         )
     assert isinstance(step, ShellStep)
+    if run.shell_env:
+        context = replace(context, env={**context.env, **run.shell_env})
     return shell_task.with_options(**named).submit(
         context, step.command, step.cwd, step.line, wait_for=wait_for
     )
@@ -386,12 +393,13 @@ def _submit_apply(run: _Run, planned: PlannedStep, name: str, **options: Any) ->
     """Submit the apply task of a planned apply step; `options` go to the task."""
     step = planned.step
     assert isinstance(step, ApplyStep)
-    return apply_task.with_options(task_run_name=name).submit(
-        _step_context(run, step),
+    context = _step_context(run, step)
+    return apply_task.with_options(task_run_name=context.redactor(name)).submit(
+        context,
         step.files,
         tuple((o.kind, o.name, o.namespace) for o in planned.objects),
         _overrides(planned, run.parsed.namespace),
-        only=step.only,
+        only=step.substituted_names,
         explicit_namespace=step.scope.explicit_namespace,
         **options,
     )

@@ -19,7 +19,12 @@ import yaml
 
 from tasks.errors import InputError
 
-__all__ = ["IN_CLUSTER_NAMESPACE_FILE", "context_namespace", "kubeconfig_files"]
+__all__ = [
+    "IN_CLUSTER_NAMESPACE_FILE",
+    "context_namespace",
+    "kubeconfig_files",
+    "namespace_overlay",
+]
 
 IN_CLUSTER_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -76,6 +81,33 @@ def context_namespace(
         return None
     namespace = entry.get("namespace")
     return namespace if isinstance(namespace, str) and namespace else None
+
+
+def namespace_overlay(namespace: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """A kubeconfig that gives the current context ``namespace``, and the files it goes before.
+
+    Returns ``(yaml_text, kubeconfig_list)``: with ``KUBECONFIG`` set to a file holding the
+    text, then ``:``, then the list, kubectl (and client-go) in a shell line uses the run's
+    namespace, as ``okteto deploy`` sets it for its commands. The overlay redefines only
+    the current context (same name, cluster and user; first file wins when merging), so
+    credentials stay where they are and ``--context`` still picks any other.
+    ``None`` when there is no kubeconfig or no current context to carry the namespace.
+    """
+    files = kubeconfig_files(environ)
+    if not files:
+        return None
+    documents = [_read_kubeconfig(path) for path in files]
+    current = _first(doc.get("current-context") for doc in documents)
+    entry = _find_context(documents, current) if current else None
+    if entry is None:
+        return None
+    overlay = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": current,
+        "contexts": [{"name": current, "context": {**entry, "namespace": namespace}}],
+    }
+    return yaml.safe_dump(overlay, sort_keys=False), os.pathsep.join(str(p) for p in files)
 
 
 def _read_kubeconfig(path: Path) -> dict[str, Any]:

@@ -18,9 +18,6 @@ from flows.steps import ApplyStep
 
 __all__ = ["objects_loader", "plan_json", "plan_table"]
 
-# envsubst with an empty SHELL-FORMAT replaces nothing: `kubectl apply -f FILE` as written.
-_NO_SUBSTITUTION: frozenset[str] = frozenset()
-
 
 def plan_json(plan: Plan) -> dict[str, Any]:
     """The plan as ``{"steps": [{"id", "kind", "line", "targets"}], "edges": [[from, to]]}``."""
@@ -84,8 +81,7 @@ def objects_loader(
         if step not in cache:
             from tasks.manifests import load_objects
 
-            only = step.only if step.substitute else _NO_SUBSTITUTION
-            loaded = load_objects(step.files, env, strict=False, only=only)
+            loaded = load_objects(step.files, env, strict=False, only=step.substituted_names)
             cache[step] = [
                 ObjectRef(
                     kind=obj.kind,

@@ -82,6 +82,14 @@ class ApplyStep:
 
     kind: ClassVar[str] = "apply"
 
+    @property
+    def substituted_names(self) -> frozenset[str] | None:
+        """The names envsubst replaces in the files: ``None`` all, an empty set none.
+
+        ``kubectl apply -f FILE`` reads the files verbatim: ``$X`` in them stays ``$X``.
+        """
+        return self.only if self.substitute else frozenset()
+
 
 @dataclass(frozen=True)
 class SetImageStep:

@@ -288,3 +288,58 @@ def test_kubeconfig_secrets_of_the_default_file(tmp_path: Path):
     write(home / "config", kubeconfig(token="t-home"))
     assert kubeconfig_secrets(None) == ["t-home"]
     assert kubeconfig_secrets("") == ["t-home"]
+
+
+# --- the run's namespace for shell lines: what kubectl itself makes of the overlay -------
+
+
+def kubectl_namespace(environ: dict[str, str]) -> tuple[str, str]:
+    """(current context, its namespace) as kubectl reads them; it contacts no cluster."""
+    import subprocess
+
+    shown = subprocess.run(
+        [
+            "kubectl",
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.current-context} {.contexts[0].context.namespace}"
+            " {.contexts[0].context.cluster} {.contexts[0].context.user}",
+        ],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return shown[0], " ".join(shown[1:])
+
+
+def test_overlay_gives_the_current_context_the_run_namespace(tmp_path: Path):
+    from flows.shell_namespace import shell_kube_env
+
+    first = tmp_path / "first"
+    first.write_text(kubeconfig(context="main", namespace="ns-main"))
+    second = tmp_path / "second"
+    second.write_text(kubeconfig(context="other", namespace="ns-other", current=None))
+    environ = {"PATH": os.environ["PATH"], "KUBECONFIG": f"{first}:{second}"}
+    assert kubectl_namespace(environ) == ("main", "ns-main main user-main")
+    with shell_kube_env("ns-run", environ) as overlay:
+        text = Path(overlay["KUBECONFIG"].split(":")[0]).read_text()
+        assert TOKEN not in text  # credentials stay in their files
+        context, rest = kubectl_namespace({**environ, **overlay})
+    assert (context, rest) == ("main", "ns-run main user-main")
+    assert not Path(overlay["KUBECONFIG"].split(":")[0]).exists()
+
+
+def test_no_overlay_without_a_namespace_or_a_current_context(tmp_path: Path):
+    from flows.shell_namespace import shell_kube_env
+
+    config = tmp_path / "config"
+    config.write_text(kubeconfig(current=None))
+    with shell_kube_env(None, {"KUBECONFIG": str(config)}) as overlay:
+        assert overlay == {}
+    with shell_kube_env("ns-run", {"KUBECONFIG": str(config)}) as overlay:
+        assert overlay == {}
+    with shell_kube_env("ns-run", {"KUBECONFIG": str(tmp_path / "missing")}) as overlay:
+        assert overlay == {}
