@@ -342,7 +342,7 @@ def _submit(run: _Run, planned: PlannedStep, wait_for: list[PrefectFuture]) -> P
     """Submit the task of one planned step, named after it, after `wait_for`."""
     step = planned.step
     context = _step_context(run, step)
-    named = {"task_run_name": planned.id}
+    named = {"task_run_name": context.redactor(planned.id)}
     if isinstance(step, BuildStep):
         from tasks.build_key import build_key
 
@@ -355,6 +355,7 @@ def _submit(run: _Run, planned: PlannedStep, wait_for: list[PrefectFuture]) -> P
             build_args=step.build_args,
             target=step.target,
             push=step.push,
+            redactor=context.redactor,
             wait_for=wait_for,
         )
     if isinstance(step, ApplyStep):
@@ -472,7 +473,7 @@ def _roll_back(
     log.warning("rolling back %s", ", ".join(c.target for c in first.values()))
     assert run.context is not None
     futures = [
-        undo_task.with_options(task_run_name=f"undo[{c.name}]").submit(
+        undo_task.with_options(task_run_name=run.context.redactor(f"undo[{c.name}]")).submit(
             replace(run.context, kubeconfig=c.kubeconfig, kube_context=c.kube_context),
             c,
             ROLLBACK_TIMEOUT,
@@ -494,23 +495,25 @@ def _report(outcome: DeployOutcome, redactor: Redactor) -> None:
     create_markdown_artifact(
         redactor(summary_markdown(outcome)),
         key=f"deploy-summary-{_slug(outcome.namespace)}",
-        description=f"shipline deploy of {outcome.commit[:12]} to {outcome.namespace}",
+        description=redactor(f"shipline deploy of {outcome.commit[:12]} to {outcome.namespace}"),
     )
     event = "shipline.deploy.failed" if outcome.failure else "shipline.deploy.succeeded"
-    payload = {
+    payload: dict[str, Any] = {
         "commit": outcome.commit,
         "namespace": outcome.namespace,
         "images": outcome.images(),
     }
     if outcome.failure is not None:
-        payload["error"] = redactor(str(outcome.failure))
+        payload["error"] = str(outcome.failure)
     emit_event(
         event=event,
-        resource={
-            "prefect.resource.id": f"shipline.namespace.{outcome.namespace}",
-            "prefect.resource.name": outcome.namespace,
-        },
-        payload=payload,
+        resource=redactor.within(
+            {
+                "prefect.resource.id": f"shipline.namespace.{outcome.namespace}",
+                "prefect.resource.name": outcome.namespace,
+            }
+        ),
+        payload=redactor.within(payload),
     )
 
 

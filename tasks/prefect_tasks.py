@@ -20,7 +20,7 @@ from prefect.cache_policies import NONE
 from prefect.logging import get_run_logger
 
 from tasks.errors import is_retryable
-from tasks.redact import masked_errors
+from tasks.redact import Redactor, masked_errors
 from tasks.step_context import StepContext, cluster_for
 
 RETRY_DELAYS = [2.0, 5.0, 10.0]
@@ -96,12 +96,32 @@ def build_task(
     build_args: tuple[tuple[str, str], ...] = (),
     target: str | None = None,
     push: bool = True,
+    redactor: Redactor | None = None,
 ) -> Any:
-    """Build and push one image; Cached on (image, key) across runs."""
+    """Build and push one image; Cached on (image, key) across runs.
+
+    `redactor` masks secrets in its artifact and its errors (its log lines pass the
+    run's filter); it is not part of the cache key.
+    """
+    mask = redactor or Redactor()
+    with masked_errors(mask):
+        return _build(image, key, context_dir, dockerfile, build_args, target, push, mask)
+
+
+def _build(
+    image: str,
+    key: str,
+    context_dir: str,
+    dockerfile: str,
+    build_args: tuple[tuple[str, str], ...],
+    target: str | None,
+    push: bool,
+    mask: Redactor,
+) -> Any:
     from tasks.build import build_and_push
 
     log = get_run_logger()
-    artifact = create_progress_artifact(0.0, description=f"build and push of {image}")
+    artifact = create_progress_artifact(0.0, description=mask(f"build and push of {image}"))
     last = [0.0]
 
     def progress(fraction: float, text: str) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 MASK = "***"
 
@@ -44,6 +45,16 @@ class Redactor:
         if self._pattern is None or not text:
             return text
         return self._pattern.sub(MASK, text)
+
+    def within(self, data: Any) -> Any:
+        """``data`` (JSON-like: dicts, lists, strings) with every string masked."""
+        if isinstance(data, str):
+            return self(data)
+        if isinstance(data, dict):
+            return {self.within(key): self.within(value) for key, value in data.items()}
+        if isinstance(data, (list, tuple)):
+            return [self.within(item) for item in data]
+        return data
 
     def __bool__(self) -> bool:
         return bool(self._values)
