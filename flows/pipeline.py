@@ -153,7 +153,10 @@ def parse_pipeline(text: str, *, path: Path, options: PipelineOptions) -> Pipeli
 def _load_yaml(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
     # Unique keys: a repeated key would keep the last value, and `deploy` the first one's
     # lines; limits: deep nesting and alias bombs would crash or exhaust memory.
-    loader = UniqueKeySafeLoader(text)
+    try:
+        loader = UniqueKeySafeLoader(text)
+    except YamlLimitError as exc:
+        raise PipelineError(f"{path} line {exc.line}: {exc.reason}") from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

@@ -156,7 +156,7 @@ def _object_error(where: str, body: Any) -> str | None:
 
 def _documents(text: str) -> list[tuple[int, yaml.Node, Any]]:
     """Each document's 1-based start line, node (for item lines) and value, in order."""
-    loader = _KubeLoader(text)
+    loader = _KubeLoader(text)  # raises YamlLimitError for a character YAML forbids
     documents = []
     try:
         while loader.check_node():

@@ -52,6 +52,25 @@ class YamlLimitError(Exception):
         self.document = document
 
 
+def _unprintable(stream: Any, exc: yaml.reader.ReaderError) -> YamlLimitError:
+    """A character YAML forbids (a control character such as NUL or ESC), by line and column."""
+    text = stream if isinstance(stream, str) else ""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    lines = before.splitlines()
+    starts = [row for row in lines if row.startswith("---")]
+    first = next((row for row in text.splitlines() if row.strip() and row[0] != "#"), "")
+    document = max(1, len(starts) + (0 if first.startswith("---") else 1))
+    return YamlLimitError(
+        f"the control character U+{exc.character:04X} at column {column} is not allowed "
+        "in YAML (go-yaml refuses it too); remove it, or write it as an escape such as "
+        '"\\x1b" inside double quotes',
+        line=line,
+        document=document,
+    )
+
+
 def _allowed_alias_ratio(decoded: int) -> float:
     if decoded <= _ALIAS_RATIO_LOW:
         return 0.99
@@ -92,7 +111,11 @@ class LimitedSafeLoader(yaml.SafeLoader):
     """
 
     def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
+        try:
+            super().__init__(stream)
+        except yaml.reader.ReaderError as exc:
+            # The reader checks every character up front; its position is an offset.
+            raise _unprintable(stream, exc) from None
         self._count = _DocumentCount(number=0)
 
     def get_event(self) -> Any:

@@ -418,3 +418,13 @@ def test_nesting_up_to_the_limit_is_read(tmp_path: Path):
     # 200 collections: the document, spec and 198 lists.
     text = CONFIGMAP + "spec: " + "[" * 198 + "]" * 198 + "\n"
     assert [o.name for o in load_text(tmp_path, text)] == ["ok"]
+
+
+def test_a_control_character_is_one_problem_named_by_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {v: "\x1bx"}\n')
+    with pytest.raises(ManifestError) as caught:
+        load_objects([str(path)], {})
+    message = str(caught.value)
+    assert message.startswith("the manifests have 1 problem;")
+    assert f"{path}:4 (document 1): the control character U+001B at column 12" in message

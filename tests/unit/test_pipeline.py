@@ -317,3 +317,10 @@ def test_okteto_manifest_scalar_build_fields_still_work(tmp_path: Path) -> None:
     api = pipeline.steps[1]
     assert isinstance(api, BuildStep)
     assert (api.build_args, api.target, len(api.needs_images)) == ((("VERSION", "1"),), "2", 1)
+
+
+def test_a_control_character_in_the_pipeline_is_named_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "okteto-pipeline.yaml"
+    path.write_bytes(b"deploy:\n  - echo hi\n  - echo \x1b[31m\n")
+    with pytest.raises(PipelineError, match=r"line 3: the control character U\+001B at column 10"):
+        read_pipeline(path, OPTIONS)

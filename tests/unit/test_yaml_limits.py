@@ -92,3 +92,21 @@ def test_unique_keys_compare_constructed_keys_and_allow_merges() -> None:
     merged = load_all("a: &a {k: 1, j: 2}\nb: {<<: *a, k: 3}\n", UniqueKeySafeLoader)
     assert merged[0]["b"] == {"k": 3, "j": 2}
     assert load_all("a: 1\na: 2\n") == [{"a": 2}]  # LimitedSafeLoader: the last wins
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "document", "code"),
+    [
+        ("a: 1\nb: \x1b[31m\n", 2, 4, 1, "U+001B"),
+        ("---\na: 1\n---\nb: '\x00'\n", 4, 5, 2, "U+0000"),
+        ("# c\na: 1\n---\n\nb: \x07\n", 5, 4, 2, "U+0007"),
+    ],
+)
+def test_a_control_character_is_refused_by_line_column_and_document(
+    text: str, line: int, column: int, document: int, code: str
+) -> None:
+    with pytest.raises(YamlLimitError) as caught:
+        LimitedSafeLoader(text)
+    error = caught.value
+    assert (error.line, error.document) == (line, document)
+    assert f"{code} at column {column}" in error.reason
