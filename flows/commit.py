@@ -16,16 +16,18 @@ from pathlib import Path
 
 from flows.kube_context import context_namespace
 from flows.kube_names import check_namespace
-from flows.pipeline import DEFAULT_REGISTRY, PipelineOptions
+from flows.pipeline import DEFAULT_REGISTRY, PipelineOptions, missing_pipeline
 from tasks.errors import InputError
 
 __all__ = [
     "MAX_TIMEOUT",
+    "check_commit",
     "check_namespace",
     "check_timeout",
     "current_branch",
     "head_commit",
     "parse_variables",
+    "resolve_commit",
     "run_options",
 ]
 
@@ -33,6 +35,7 @@ _VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 # A namespace name is an RFC 1123 label (apimachinery's validation.IsDNS1123Label).
 # Seconds; a rollout still unfinished after a day is stuck, and a day fits every timer.
 MAX_TIMEOUT = 24 * 60 * 60.0
+_MAX_TAG = 128  # distribution's tag grammar: [\w][\w.-]{0,127}
 
 
 def run_options(
@@ -47,22 +50,20 @@ def run_options(
 ) -> PipelineOptions:
     """The options a run of ``pipeline_path`` uses, with the CLI's defaults filled in.
 
-    ``commit`` defaults to ``git rev-parse HEAD`` of the pipeline's folder, else ``HEAD``;
+    ``commit`` (empty: not given) defaults to ``git rev-parse HEAD`` of the pipeline's
+    folder, and outside a repository must be given;
     ``branch`` to the branch checked out there; ``registry`` to ``SHIPLINE_REGISTRY``, else
     ``127.0.0.1:5000``; a namespace nobody names comes from the kubeconfig's context.
 
     Raises :class:`InputError` when ``namespace``, or the one the kubeconfig's context
-    names, is not a valid Kubernetes namespace name (see :func:`check_namespace`).
+    names, is not a valid Kubernetes namespace name (see :func:`check_namespace`), when
+    the commit is not given and cannot be found, or is not one (see :func:`check_commit`).
     """
     env = os.environ if environ is None else environ
     if namespace:
         check_namespace(namespace)
+    commit = resolve_commit(pipeline_path, commit)
     folder = Path(pipeline_path).absolute().parent
-    if commit is None:
-        try:
-            commit = head_commit(folder)
-        except InputError:
-            commit = "HEAD"  # not a repository: the tag still says which tree it was
 
     def kube_namespace(context: str | None, kubeconfig: str | None) -> str | None:
         found = context_namespace(kubeconfig=kubeconfig, context=context, environ=env)
@@ -85,6 +86,39 @@ def run_options(
         environ=dict(env),
         kube_namespace=kube_namespace,
     )
+
+
+def resolve_commit(pipeline_path: str | Path, commit: str | None) -> str:
+    """``commit`` checked, or when empty ``git rev-parse HEAD`` of the pipeline's folder.
+
+    Raises :class:`InputError` for a missing pipeline file first (the first thing to
+    fix), then as :func:`check_commit` and :func:`head_commit` do.
+    """
+    path = Path(pipeline_path).absolute()
+    if not path.exists():
+        raise missing_pipeline(path)
+    # No fallback such as "HEAD" outside a repository: every run would tag `:HEAD`, and a
+    # set image to the same tag changes nothing, so new code would never roll out.
+    return check_commit(commit) if commit else head_commit(path.parent)
+
+
+def check_commit(commit: str) -> str:
+    """``commit`` when it can be an image tag's part and a git revision.
+
+    Raises :class:`InputError` for whitespace or control characters (an image reference
+    cannot hold them), a leading ``-`` (git would read an option) or over 128 characters
+    (the longest image tag).
+    """
+    if (
+        commit.startswith("-")
+        or len(commit) > _MAX_TAG
+        or any(c.isspace() or not c.isprintable() for c in commit)
+    ):
+        raise InputError(
+            f"--commit {commit[:_MAX_TAG]!r}: expected a commit (usually a git SHA): at most "
+            f"{_MAX_TAG} characters, no spaces or control characters, not starting with -"
+        )
+    return commit
 
 
 def check_timeout(value: float) -> float:
@@ -128,7 +162,7 @@ def head_commit(folder: str | Path) -> str:
     if not ok:
         raise InputError(
             f"cannot tell which commit to deploy: `git rev-parse HEAD` failed in {folder} "
-            f"({output or 'no output'}); pass --commit REV (any string, usually a git SHA)"
+            f"({output or 'no output'}); pass --commit REV (usually a git SHA)"
         )
     return output
 

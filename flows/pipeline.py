@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_REGISTRY",
     "Pipeline",
     "PipelineOptions",
+    "missing_pipeline",
     "parse_pipeline",
     "read_pipeline",
 ]
@@ -109,12 +110,15 @@ def read_pipeline(path: str | Path, options: PipelineOptions) -> Pipeline:
     try:
         text = pipeline_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PipelineError(
-            f"pipeline file {pipeline_path} does not exist: check the path"
-        ) from None
+        raise missing_pipeline(pipeline_path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PipelineError(f"pipeline file {pipeline_path} cannot be read: {exc}") from exc
     return parse_pipeline(text, path=pipeline_path, options=options)
+
+
+def missing_pipeline(path: Path) -> PipelineError:
+    """The error for a pipeline file that is not there."""
+    return PipelineError(f"pipeline file {path} does not exist: check the path")
 
 
 def parse_pipeline(text: str, *, path: Path, options: PipelineOptions) -> Pipeline:

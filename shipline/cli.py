@@ -121,7 +121,7 @@ def plan(
         typer.Option(
             "--commit",
             help="Value of OKTETO_GIT_COMMIT (default: `git rev-parse HEAD` of the "
-            "pipeline's folder, else HEAD).",
+            "pipeline's folder).",
         ),
     ] = None,
     namespace: Annotated[

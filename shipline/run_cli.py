@@ -7,14 +7,13 @@ default to the stack's too, so `shipline run` works right after `shipline stack 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from flows.commit import check_timeout, head_commit, parse_variables
+from flows.commit import check_timeout, head_commit, parse_variables, resolve_commit
 from tasks.errors import ShiplineError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pr12er"
@@ -160,10 +159,8 @@ def run(
 ) -> None:
     """Run a pipeline file as the `deploy` flow; exit 0 only when every rollout completed."""
     timeout = check_timeout(timeout)
-    if not commit:
-        # Resolved here, not in the flow, so the run's name and parameters show it.
-        with contextlib.suppress(ShiplineError):
-            commit = head_commit(pipeline.resolve().parent)
+    # Resolved here, not in the flow, so the run's name and parameters show it.
+    commit = resolve_commit(pipeline, commit)
     parameters = {
         "pipeline": str(pipeline),
         "commit": commit,

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from flows.pipeline import PipelineOptions, read_pipeline
 from flows.plan_view import plan_json, plan_table
 from flows.planner import ObjectRef, plan_pipeline
@@ -94,12 +96,17 @@ def test_plan_options_shape_the_plan(tmp_path: Path) -> None:
     assert "s3cret" not in done.stdout + done.stderr
 
 
-def test_commit_defaults_to_git_head_else_head(tmp_path: Path) -> None:
+def test_commit_defaults_to_git_head_and_must_be_given_outside_a_repository(
+    tmp_path: Path,
+) -> None:
     shutil.copytree(PR12ER, tmp_path / "repo")
     repo = tmp_path / "repo"
-    done = shipline("plan", repo / "okteto-pipeline.yaml", "--json")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["steps"][0]["targets"] == ["127.0.0.1:5000/pr12er-server:HEAD"]
+    for given in ((), ("--commit", "")):
+        done = shipline("plan", repo / "okteto-pipeline.yaml", "--json", *given)
+        assert done.returncode == 2, done.stdout
+        assert "cannot tell which commit to deploy" in done.stderr
+        assert "pass --commit REV" in done.stderr
+        assert "Traceback" not in done.stderr
 
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -125,7 +132,7 @@ def test_errors_exit_2_with_file_and_line(tmp_path: Path) -> None:
 
     bad = tmp_path / "p.yaml"
     bad.write_text("deploy:\n  - echo ok\n  - kubectl set image deploy/a\n")
-    refused = shipline("plan", bad, "--json")
+    refused = shipline("plan", bad, "--json", "--commit", "c1")
     assert refused.returncode == 2
     assert (
         "p.yaml line 3: kubectl set image: at least one image update is required" in refused.stderr
@@ -139,7 +146,7 @@ def test_errors_exit_2_with_file_and_line(tmp_path: Path) -> None:
 def test_manifest_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("kind: Deployment\nmetadata: {}\n")
     (tmp_path / "p.yaml").write_text("deploy:\n  - kubectl apply -f bad.yaml\n")
-    done = shipline("plan", tmp_path / "p.yaml", "--json")
+    done = shipline("plan", tmp_path / "p.yaml", "--json", "--commit", "c1")
     assert done.returncode == 2
     assert "bad.yaml" in done.stderr
 
@@ -169,3 +176,20 @@ def test_plan_json_and_table_in_process() -> None:
     assert all(set(step) == {"id", "kind", "line", "targets"} for step in data["steps"])
     assert all(isinstance(edge, list) and len(edge) == 2 for edge in data["edges"])
     assert plan_table(plan).row_count == len(plan.steps)
+
+
+@pytest.mark.parametrize("command", ["plan", "run"])
+@pytest.mark.parametrize("commit", ["has space", "-rf", "tab\there", "x" * 129])
+def test_a_commit_that_cannot_be_a_tag_is_refused(command: str, commit: str) -> None:
+    # `run` refuses it before it creates a flow run: no Prefect server is needed.
+    done = shipline(command, PR12ER / "okteto-pipeline.yaml", "--commit", commit)
+    assert done.returncode == 2, done.stdout
+    assert "--commit" in done.stderr and "expected a commit" in done.stderr
+
+
+def test_run_outside_a_repository_needs_a_commit(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("deploy:\n  - 'true'\n")
+    done = shipline("run", tmp_path / "p.yaml")
+    assert done.returncode == 2, done.stdout
+    assert "cannot tell which commit to deploy" in done.stderr
+    assert "flow run" not in done.stderr
