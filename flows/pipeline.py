@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +57,7 @@ _STATE_BUILTINS = frozenset(
         *("getopts", "let", "function"),
     }
 )
+_MODELLED_TOOLS = frozenset({"okteto", "docker", "kubectl"})
 _SET_OPTIONS = re.compile(r"[-+][euxo]+|pipefail|errexit|nounset|xtrace")
 # GNU envsubst's SHELL-FORMAT: $NAME and ${NAME} (gettext envsubst.c find_variables).
 _SHELL_FORMAT_NAME = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -285,12 +287,32 @@ class _EntryParser:
             else:
                 steps = self._parse_simple(tokens, ctx)
         except NotModelled as exc:
+            missing = self._missing_tool(tokens[0], ctx)
+            if missing:
+                raise PipelineError(
+                    f"{self.path} line {line}: shipline does not model `{command}` "
+                    f"({exc.reason}), and bash cannot run it: {missing} is not installed "
+                    "(not on PATH); change the line or install it"
+                ) from None
             steps = [ShellStep(entry, line, command, self.workdir, exc.reason)]
         except BadLine as exc:
             raise PipelineError(
                 f"{self.path} line {line}: {exc} in `{command}`; fix the line"
             ) from None
         return steps
+
+    def _missing_tool(self, first: Token, ctx: LineContext) -> str | None:
+        """The tool a shell line starts with when bash would not find it, else ``None``.
+
+        Only for the tools shipline models (an `okteto build` flag it does not know falls
+        back to bash): run late, the line would fail after earlier lines changed the
+        cluster. Not once a shell line ran (it may install it), nor without a PATH.
+        """
+        tool = first.literal() if isinstance(first, Word) else None
+        path = self.env.get("PATH")
+        if tool not in _MODELLED_TOOLS or ctx.files_may_appear or path is None:
+            return None
+        return tool if shutil.which(tool, path=path) is None else None
 
     def _context(self, entry: int, line: int, command: str) -> LineContext:
         return LineContext(

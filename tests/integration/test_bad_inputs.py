@@ -64,6 +64,18 @@ CASES: dict[str, Case] = {
         {"okteto-pipeline.yaml": "deploy:\n  - echo ok\n  - echo 'unterminated\n"},
         ["okteto-pipeline.yaml line 3", "unclosed single quote"],
     ),
+    "control character in the pipeline": Case(
+        {"okteto-pipeline.yaml": "deploy:\n  - echo ok\n  - echo \x1b[31m\n"},
+        ["okteto-pipeline.yaml line 3: the control character U+001B at column 10"],
+    ),
+    "okteto flag not modelled and no okteto installed": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY + build_line("--platform linux/arm64 ."),
+            "k8s/settings.yaml": CONFIGMAP,
+            "Dockerfile": "FROM shipline/busybox:1.35\n",
+        },
+        ["okteto-pipeline.yaml line 3", "--platform is not modelled", "okteto is not installed"],
+    ),
     "dockerfile missing": Case(
         {"okteto-pipeline.yaml": "deploy:\n" + build_line("-f nope/Dockerfile ."), "a": "x"},
         ["nope/Dockerfile"],

@@ -149,6 +149,37 @@ def test_build_lines_not_modelled_are_shell_steps(line: str, work: Path) -> None
     assert isinstance(one(line, work), ShellStep)
 
 
+def test_a_line_left_to_a_tool_that_is_not_installed_is_refused_up_front(work: Path) -> None:
+    # Run by bash it would fail with "command not found" after earlier lines applied.
+    tools = work / "bin"
+    tools.mkdir()
+    environ = {**ENV, "PATH": str(tools)}
+    with pytest.raises(PipelineError) as caught:
+        steps_of(
+            ["kubectl rollout restart deploy/a", "okteto build -t a:1 --platform linux/arm64 ."],
+            work,
+            environ=environ,
+        )
+    assert str(caught.value) == (
+        f"{work / 'pipeline.yaml'} line 4: shipline does not model `okteto build -t a:1 "
+        "--platform linux/arm64 .` (okteto build flag --platform is not modelled), and bash "
+        "cannot run it: okteto is not installed (not on PATH); change the line or install it"
+    )
+    fake = tools / "okteto"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    (step,) = steps_of(["okteto build -t a:1 --platform linux/arm64 ."], work, environ=environ)
+    assert isinstance(step, ShellStep)
+    # After a shell line, which may install it, the line is left to bash.
+    fake.unlink()
+    steps = steps_of(
+        ["./install-okteto.sh", "okteto build -t a:1 --platform linux/arm64 ."],
+        work,
+        environ=environ,
+    )
+    assert [s.kind for s in steps] == ["shell", "shell"]
+
+
 # --- apply loops and apply -f -------------------------------------------------------
 
 
