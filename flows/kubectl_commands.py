@@ -24,7 +24,7 @@ from flows.command_flags import (
     scan_flags,
 )
 from flows.steps import ApplyStep, KubeScope, RestartStep, SetImageStep, Step, WaitStep
-from tasks.globbing import kubectl_filename_paths
+from tasks.globbing import kubectl_filename_matches, kubectl_filename_paths
 
 __all__ = ["LOOP_FILE", "parse_apply_loop", "parse_kubectl", "workload_kind"]
 
@@ -169,6 +169,14 @@ def _parse_apply(
             if ctx.files_may_appear:
                 raise NotModelled(f"{exc} yet (an earlier shell line may create it)") from exc
             raise BadLine(f"kubectl apply: {exc} (relative to {ctx.cwd})") from exc
+        if not files and not found:  # no manifest file so far (kubectl builder.go Path)
+            if ctx.files_may_appear:
+                raise NotModelled("no manifest file yet (an earlier shell line may create one)")
+            matches = " ".join(kubectl_filename_matches(name, ctx.cwd))
+            raise BadLine(
+                f"kubectl apply: error reading [{matches}]: recognized file extensions are "
+                "[.json .yaml .yml]"
+            )
         files.extend(absolute(ctx.cwd, path) for path in found)
     return ApplyStep(ctx.entry, ctx.line, ctx.command, tuple(files), scope, substitute=False)
 

@@ -15,6 +15,7 @@ from typing import Any
 from flows.pipeline import Pipeline
 from flows.planner import ObjectRef, Plan
 from flows.steps import ApplyStep
+from tasks.errors import ManifestError
 
 __all__ = ["objects_loader", "plan_json", "plan_table"]
 
@@ -72,7 +73,8 @@ def objects_loader(
     Reads the files with :func:`tasks.manifests.load_objects` (imported when first used),
     substituting the process environment plus the pipeline's variables as the run would;
     an object without ``metadata.namespace`` lands in the step's namespace. Raises
-    :class:`~tasks.errors.ManifestError` for a manifest that cannot be read or parsed.
+    :class:`~tasks.errors.ManifestError` for a manifest that cannot be read or parsed,
+    or a step whose files hold no object at all.
     """
     env = {**(os.environ if environ is None else environ), **pipeline.variables}
     cache: dict[ApplyStep, list[ObjectRef]] = {}
@@ -82,6 +84,13 @@ def objects_loader(
             from tasks.manifests import load_objects
 
             loaded = load_objects(step.files, env, strict=False, only=step.substituted_names)
+            if not loaded:
+                shown = ", ".join(step.files[:3]) + (", …" if len(step.files) > 3 else "")
+                raise ManifestError(
+                    f"{pipeline.path} line {step.line}: no objects passed to apply: only "
+                    f"empty documents or comments in {shown} (kubectl apply refuses this "
+                    "too); add the manifests or remove the line"
+                )
             cache[step] = [
                 ObjectRef(
                     kind=obj.kind,

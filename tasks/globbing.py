@@ -31,6 +31,7 @@ __all__ = [
     "KUBECTL_MANIFEST_EXTENSIONS",
     "expand_glob",
     "has_glob_characters",
+    "kubectl_filename_matches",
     "kubectl_filename_paths",
     "unescape_pattern",
     "use_environment_collation",
@@ -90,15 +91,25 @@ def kubectl_filename_paths(value: str, cwd: str | Path, *, recursive: bool) -> l
     file matches it as a pattern.
     """
     base = Path(cwd)
-    if os.path.lexists(base / value):
-        return _walk_manifests(value, base, recursive=recursive)
-    matches = _go_glob(value, base)
-    if not matches:
-        raise FileNotFoundError(f'the path "{value}" does not exist')
     found: list[str] = []
+    matches = kubectl_filename_matches(value, cwd)
     for match in matches:
         found.extend(_walk_manifests(match, base, recursive=recursive))
     return found
+
+
+def kubectl_filename_matches(value: str, cwd: str | Path) -> list[str]:
+    """The paths ``-f VALUE`` names: itself when it exists, else what it matches as a glob.
+
+    Raises :class:`FileNotFoundError` with kubectl's wording when there are none.
+    """
+    base = Path(cwd)
+    if os.path.lexists(base / value):
+        return [value]
+    matches = _go_glob(value, base)
+    if not matches:
+        raise FileNotFoundError(f'the path "{value}" does not exist')
+    return matches
 
 
 def _to_python_glob(pattern: str) -> str:

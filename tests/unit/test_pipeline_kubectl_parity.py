@@ -30,6 +30,10 @@ REFUSED = [
     "kubectl apply",
     "kubectl apply -f a.yaml b.yaml",
     "kubectl apply -f missing.yaml",
+    "kubectl apply -f empty/",
+    "kubectl apply -f empty/ -f notes/",
+    "kubectl apply -f empty/ -f a.yaml",
+    "kubectl apply -f 'emp*'",
 ]
 
 
@@ -47,6 +51,9 @@ def kubectl_error(line: str, cwd: Path) -> str:
 def test_refused_with_kubectls_message(line: str, tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("kind: ConfigMap\n")
     (tmp_path / "b.yaml").write_text("kind: ConfigMap\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.txt").write_text("not a manifest\n")
     expected = kubectl_error(line, tmp_path)
     # kubectl's long hint after "resource/name form" is left out; the rest must match.
     expected = expected.split(" (e.g.")[0]

@@ -193,3 +193,18 @@ def test_run_outside_a_repository_needs_a_commit(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout
     assert "cannot tell which commit to deploy" in done.stderr
     assert "flow run" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["kubectl apply -f k8s/", "for f in k8s/*.yaml; do envsubst < $f | kubectl apply -f -; done"],
+)
+def test_manifests_without_an_object_are_refused_as_kubectl_does(line: str, tmp_path: Path) -> None:
+    # `kubectl apply` says "error: no objects passed to apply" for the same files.
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "a.yaml").write_text("# nothing yet\n---\n")
+    (tmp_path / "p.yaml").write_text(f"deploy:\n  - {line}\n")
+    done = shipline("plan", tmp_path / "p.yaml", "--commit", "c1")
+    assert done.returncode == 2, done.stdout
+    assert "p.yaml line 2: no objects passed to apply" in done.stderr
+    assert "k8s/a.yaml" in done.stderr
