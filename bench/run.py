@@ -1,4 +1,4 @@
-"""shipline side by side with the plain shell pipeline, on the local stack (issue 7).
+"""shipline side by side with the plain shell pipeline, on the local stack.
 
     python bench/run.py [--quick] [--json FILE] [--rounds N] [--case N ...]
 
@@ -7,7 +7,7 @@ envsubst | kubectl apply, kubectl set image / rollout restart / rollout status) 
 several rounds in this one run, in its own fresh namespace, and cleans up. The table
 gives median, min and max per side and the ratio shipline / baseline (below 1: shipline
 is faster or smaller). --quick runs every case once with small sizes (a few minutes) to
-check that the cases work; the full run (about 30 minutes) is what counts.
+check that the cases work; the full run (15–30 minutes) is what counts.
 
 Needs the stack: `shipline stack up`.
 """

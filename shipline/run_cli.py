@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.commit import check_timeout, head_commit, parse_variables, resolve_commit
-from tasks.errors import ShiplineError
+from tasks.errors import InputError, ShiplineError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pr12er"
 DEMO_NAMESPACE = "pr12er"
@@ -127,7 +127,11 @@ def _print_outcome(flow_run_id: str | None, result: dict[str, Any]) -> None:
             console.print(f"  {line}")
         for target, seconds in result.get("rollouts", {}).items():
             console.print(f"  {target} rolled out ({seconds} s)")
-        console.print(f"[bold green]deployed[/bold green] {result.get('commit', '')[:12]}")
+        namespace = result.get("namespace", "")
+        console.print(
+            f"[bold green]deployed[/bold green] {result.get('commit', '')[:12]} to namespace "
+            f"{namespace} (kubectl -n {namespace} get deployments)"
+        )
     if flow_run_id:
         console.print(f"flow run: {_page(flow_run_id)}", soft_wrap=True)
 
@@ -162,7 +166,8 @@ def run(
     # Resolved here, not in the flow, so the run's name and parameters show it.
     commit = resolve_commit(pipeline, commit)
     parameters = {
-        "pipeline": str(pipeline),
+        # Absolute: the run's parameters are kept, and a rerun may start elsewhere.
+        "pipeline": str(pipeline.absolute()),
         "commit": commit,
         "branch": branch,
         "namespace": namespace,
@@ -187,6 +192,11 @@ def demo(
     from shipline.stack.layout import StackLayout
     from shipline.stack.lifecycle import up
 
+    if not EXAMPLE.is_dir():  # the example ships with the repository, not in a wheel
+        raise InputError(
+            f"shipline demo deploys the example of a source checkout ({EXAMPLE} is not "
+            "here): clone the repository and install it with `pip install -e .`"
+        )
     up(StackLayout.from_env(), Console(stderr=True))
     use_stack_defaults()
     if not commit:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -260,6 +261,19 @@ def _send(
             )
 
 
+_MISSING_NAMESPACE = re.compile(r'namespaces "([^"]+)" not found')
+
+
+def _hints(problems: list[str]) -> list[str]:
+    """What to do, once, for refusals that share a cause (every object of a new namespace)."""
+    missing = sorted({m for problem in problems for m in _MISSING_NAMESPACE.findall(problem)})
+    return [
+        f"namespace {name} does not exist: create it (`kubectl create namespace {name}`) "
+        "or apply a Namespace manifest before these objects"
+        for name in missing
+    ]
+
+
 def _dry_run_one(cluster: Cluster, plan: _Planned, openapi: dict) -> _Change:
     """Check one object with a server-side dry run; the change to make for real."""
     change = _prepare_one(cluster, plan, openapi)
@@ -399,7 +413,7 @@ def apply_objects(
     ]
     if problems:
         # The server refused the manifests themselves: bad input, nothing changed.
-        raise ManifestError("nothing was applied:\n" + "\n".join(problems))
+        raise ManifestError("nothing was applied:\n" + "\n".join(problems + _hints(problems)))
     changes = {id(plan.obj): change for plan, change in zip(planned, checked, strict=True)}
 
     results: list[ApplyResult] = []

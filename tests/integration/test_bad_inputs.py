@@ -76,6 +76,17 @@ CASES: dict[str, Case] = {
         },
         ["okteto-pipeline.yaml line 3", "--platform is not modelled", "okteto is not installed"],
     ),
+    "namespace that does not exist": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n  - kubectl -n {namespace}-gone apply -f k8s/\n",
+            "k8s/settings.yaml": CONFIGMAP,
+            "k8s/web.yaml": DEPLOYMENT,
+        },
+        [
+            'namespaces "{namespace}-gone" not found',
+            "namespace {namespace}-gone does not exist: create it (`kubectl create namespace",
+        ],
+    ),
     "dockerfile missing": Case(
         {"okteto-pipeline.yaml": "deploy:\n" + build_line("-f nope/Dockerfile ."), "a": "x"},
         ["nope/Dockerfile"],
@@ -302,7 +313,7 @@ def test_bad_input(name: str, stack, namespace, apps, core, tmp_path: Path):
     )
     output = result.stderr + result.stdout
     assert result.returncode == case.code, output[-3000:]
-    for text in case.expect:
+    for text in (expected.replace("{namespace}", namespace) for expected in case.expect):
         assert text in output, f"{text!r} not in:\n{output[-3000:]}"
     # The error is said once, by the CLI, without a traceback (the run's log on the
     # Prefect server keeps those).
