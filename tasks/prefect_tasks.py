@@ -8,7 +8,9 @@ Prefect.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,8 +78,13 @@ class WorkloadChange:
 
 
 def _build_cache_key(_context: Any, parameters: dict[str, Any]) -> str:
-    """Cache on what goes into the image (the build key) and the tag it must carry."""
-    return f"shipline-build-{parameters['image']}-{parameters['key']}"
+    """Cache on what goes into the image (the build key) and the tag it must carry.
+
+    Hashed: the key names the stored result's file and shows in the task run's state,
+    and an image tag may hold a secret value.
+    """
+    tagged = f"{parameters['image']}\0{parameters['key']}".encode()
+    return f"shipline-build-{hashlib.sha256(tagged).hexdigest()}"
 
 
 @task(
@@ -142,7 +149,8 @@ def _build(
         progress=progress,
     )
     update_progress_artifact(artifact, progress=100.0)
-    return result
+    # The result is stored (pickled) for the cache: no secret in it either.
+    return dataclasses.replace(result, image=mask(result.image))
 
 
 # --- apply -------------------------------------------------------------------------------

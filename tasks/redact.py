@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 MASK = "***"
+_SHORTEST_LINE = 4  # a line of a multi-line secret shorter than this is no secret alone
 
 
 class Redactor:
@@ -29,13 +31,16 @@ class Redactor:
         """Also mask `values` (empty strings are ignored: they would match everywhere).
 
         Each value is also masked as JSON and Python quote it (the API server echoes a
-        refused value in JSON, a repr() escapes quotes and backslashes).
+        refused value in JSON, a repr() escapes quotes and backslashes), as output decoded
+        with replacement characters shows it, and line by line.
         """
         for value in values:
             if value:
-                self._values.update(
-                    form for form in (value, _json_form(value), _repr_form(value)) if form
-                )
+                forms = [value, _json_form(value), _repr_form(value), _decoded_form(value)]
+                # Output is logged line by line: a multi-line value (a key, a file) is
+                # masked per line too.
+                forms += [line for line in value.splitlines() if len(line) >= _SHORTEST_LINE]
+                self._values.update(form for form in forms if form)
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(self._values, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
@@ -94,6 +99,11 @@ def masked_errors(redactor: Redactor) -> Iterator[None]:
         if clean is exc:
             raise
         raise clean from None
+
+
+def _decoded_form(value: str) -> str:
+    """``value`` as output decoded with replacement shows it (bytes that are not UTF-8)."""
+    return os.fsencode(value).decode("utf-8", errors="replace")
 
 
 def _json_form(value: str) -> str:

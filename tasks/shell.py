@@ -131,11 +131,12 @@ def run_shell(
     for pump in pumps:
         pump.join()
     if code != 0:
-        stderr = "\n".join(_shown(line) for line in err_tail) or "(no output on stderr)"
+        # Masked before cut: a cut through a secret would leave the rest of it visible.
+        stderr = "\n".join(_shown(mask(line)) for line in err_tail) or "(no output on stderr)"
         raise ShellStepError(
             mask(
-                f"{where}: `{_shown(command)}` exited with code {code}; last lines of its "
-                f"stderr:\n{stderr}"
+                f"{where}: `{_shown(mask(command))}` exited with code {code}; last lines of "
+                f"its stderr:\n{stderr}"
             )
         )
     return ShellResult(command=command, exit_code=code, stdout_tail=mask("\n".join(out_tail)))
