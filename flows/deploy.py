@@ -43,7 +43,13 @@ from flows.steps import (
 )
 from tasks.credentials import kubeconfig_secrets, registry_secrets
 from tasks.deploy_record import Workload, newer_than, read_records, write_records
-from tasks.errors import InputError, ManifestError, RolloutFailed, ShiplineError
+from tasks.errors import (
+    InputError,
+    ManifestError,
+    PipelineError,
+    RolloutFailed,
+    ShiplineError,
+)
 from tasks.prefect_tasks import (
     WorkloadChange,
     apply_task,
@@ -152,7 +158,7 @@ def deploy(
         )
         log.info("plan for %s:\n%s", run.parsed.path, _plan_text(run.plan))
         if dry_run:
-            return _dry_run(run, log)
+            return redactor.within(_dry_run(run, log))
         with (
             one_deploy_at_a_time(run.parsed.namespace),
             shell_kube_env(namespace, run.env) as run.shell_env,
@@ -175,7 +181,7 @@ def deploy(
         _report(outcome, redactor)
         if outcome.failure is not None:
             raise outcome.failure
-        return outcome.as_dict()
+        return redactor.within(outcome.as_dict())  # the CLI prints it
 
 
 @dataclass
@@ -214,10 +220,27 @@ def _prepare(
         variables=variables,
     )
     parsed = read_pipeline(pipeline, options)
+    _check_build_files(parsed)
     env = {**os.environ, **parsed.variables}
     plan = plan_pipeline(parsed, objects_loader(parsed, environ=env))
     commit = options.commit
     return _Run(commit=commit, parsed=parsed, plan=plan, env=env)
+
+
+def _check_build_files(parsed: Pipeline) -> None:
+    """Refuse a build whose context or Dockerfile is missing before anything runs.
+
+    Up to the first shell line: that line may create them.
+    """
+    from flows.build_commands import build_input_problem
+
+    for step in parsed.steps:
+        if isinstance(step, ShellStep):
+            return
+        if isinstance(step, BuildStep):
+            problem = build_input_problem(step.image, step.context, step.dockerfile, files=True)
+            if problem:
+                raise PipelineError(f"{parsed.path} line {step.line}: {step.command}: {problem}")
 
 
 def _workloads(run: _Run) -> list[Workload]:
