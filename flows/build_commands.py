@@ -22,6 +22,8 @@ from flows.command_flags import (
     scan_flags,
 )
 from flows.steps import BuildStep
+from tasks.errors import InputError
+from tasks.image_ref import parse_image
 
 __all__ = ["OKTETO_REGISTRY_PREFIX", "docker_push_image", "parse_build", "resolve_registry"]
 
@@ -73,11 +75,15 @@ def parse_build(args: Sequence[str], ctx: LineContext, *, tool: str) -> BuildSte
     dockerfile = (
         absolute(ctx.cwd, dockerfile_arg) if dockerfile_arg else os.path.join(context, "Dockerfile")
     )
+    image = resolve_registry(tags[0], ctx.registry)
+    problem = build_input_problem(image, context, dockerfile, files=False)
+    if problem:
+        raise BadLine(f"{tool} build: {problem}")
     return BuildStep(
         entry=ctx.entry,
         line=ctx.line,
         command=ctx.command,
-        image=resolve_registry(tags[0], ctx.registry),
+        image=image,
         context=context,
         dockerfile=dockerfile,
         build_args=tuple(_build_args(values.get("build-arg", []), ctx.environ)),
@@ -86,6 +92,25 @@ def parse_build(args: Sequence[str], ctx: LineContext, *, tool: str) -> BuildSte
         push=tool == "okteto",
         no_cache=boolean_flag(values, "no-cache", f"{tool} build"),
     )
+
+
+def build_input_problem(image: str, context: str, dockerfile: str, *, files: bool) -> str | None:
+    """What is wrong with a build's image reference, context or Dockerfile, if anything.
+
+    Checked before the run starts, so a bad build stops it before an apply that does not
+    wait for the image has changed the cluster. ``files``: also check that the context
+    and the Dockerfile exist (the parser does not; the flow does, for builds before the
+    first shell line, which may create them).
+    """
+    try:
+        parse_image(image)
+    except InputError as exc:
+        return str(exc)
+    if files and not os.path.isdir(context):
+        return f"the build context {context} is not a directory; check the path"
+    if files and not os.path.isfile(dockerfile):
+        return f"the Dockerfile {dockerfile} does not exist; check -f and the context"
+    return None
 
 
 def _build_args(args: Sequence[str], environ: Mapping[str, str]) -> list[tuple[str, str]]:

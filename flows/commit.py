@@ -23,6 +23,7 @@ __all__ = [
     "MAX_TIMEOUT",
     "check_commit",
     "check_namespace",
+    "check_registry",
     "check_timeout",
     "current_branch",
     "head_commit",
@@ -35,7 +36,8 @@ _VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 # A namespace name is an RFC 1123 label (apimachinery's validation.IsDNS1123Label).
 # Seconds; a rollout still unfinished after a day is stuck, and a day fits every timer.
 MAX_TIMEOUT = 24 * 60 * 60.0
-_MAX_TAG = 128  # distribution's tag grammar: [\w][\w.-]{0,127}
+_MAX_TAG = 128
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # distribution's tag grammar
 
 
 def run_options(
@@ -81,7 +83,7 @@ def run_options(
         commit=commit,
         branch=current_branch(folder) if branch is None else branch,
         namespace=namespace or None,
-        registry=registry or env.get("SHIPLINE_REGISTRY") or DEFAULT_REGISTRY,
+        registry=check_registry(registry or env.get("SHIPLINE_REGISTRY") or DEFAULT_REGISTRY),
         variables=dict(variables or {}),
         environ=dict(env),
         kube_namespace=kube_namespace,
@@ -105,20 +107,34 @@ def resolve_commit(pipeline_path: str | Path, commit: str | None) -> str:
 def check_commit(commit: str) -> str:
     """``commit`` when it can be an image tag's part and a git revision.
 
-    Raises :class:`InputError` for whitespace or control characters (an image reference
-    cannot hold them), a leading ``-`` (git would read an option) or over 128 characters
-    (the longest image tag).
+    Raises :class:`InputError` unless it matches the image tag grammar (the pipeline's
+    images are tagged with it; no leading ``-``, so git never reads it as an option).
     """
-    if (
-        commit.startswith("-")
-        or len(commit) > _MAX_TAG
-        or any(c.isspace() or not c.isprintable() for c in commit)
-    ):
+    if not _TAG.fullmatch(commit):
         raise InputError(
-            f"--commit {commit[:_MAX_TAG]!r}: expected a commit (usually a git SHA): at most "
-            f"{_MAX_TAG} characters, no spaces or control characters, not starting with -"
+            f"--commit {commit[:_MAX_TAG]!r}: expected a commit (usually a git SHA) that can "
+            f"be an image tag: up to {_MAX_TAG} letters, digits, _ . -, not starting with . or -"
         )
     return commit
+
+
+def check_registry(registry: str) -> str:
+    """``registry`` when it is a ``host[:port][/path]`` (``okteto.dev/`` maps to it).
+
+    Raises :class:`InputError` otherwise (a scheme, spaces, no host).
+    """
+    from tasks.image_ref import parse_image
+
+    try:
+        ref = parse_image(f"{registry}/image:tag")
+    except InputError:
+        ref = None
+    if ref is None or ref.registry != registry.split("/", 1)[0]:
+        raise InputError(
+            f"--registry {registry!r}: expected HOST[:PORT] of a registry, such as "
+            "127.0.0.1:5000, optionally with a path (no scheme)"
+        )
+    return registry
 
 
 def check_timeout(value: float) -> float:

@@ -107,7 +107,8 @@ def namespace_overlay(namespace: str, environ: Mapping[str, str]) -> tuple[str, 
         "current-context": current,
         "contexts": [{"name": current, "context": {**entry, "namespace": namespace}}],
     }
-    return yaml.safe_dump(overlay, sort_keys=False), os.pathsep.join(str(p) for p in files)
+    listed = os.pathsep.join(str(path.absolute()) for path in files)
+    return yaml.safe_dump(overlay, sort_keys=False), listed
 
 
 def _read_kubeconfig(path: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
-from flows.build_commands import resolve_registry
+from flows.build_commands import build_input_problem, resolve_registry
 from flows.shell_expansion import expand_text
 from flows.shell_words import ShellSyntaxError
 from flows.steps import BuildStep
@@ -96,6 +96,9 @@ def manifest_builds(
                 f"{path} line {line}: build.{service}.depends_on names {missing[0]}, which "
                 "is not a build service listed before it"
             )
+        problem = build_input_problem(image, context, dockerfile, files=False)
+        if problem:
+            raise PipelineError(f"{path} line {line}: build.{service}: {problem}")
         steps.append(
             BuildStep(
                 entry=0,

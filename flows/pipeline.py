@@ -34,6 +34,7 @@ from flows.shell_words import Literal, Operator, ShellSyntaxError, Token, Word, 
 from flows.steps import BuildStep, KubeScope, ShellStep, Step
 from tasks.errors import InputError, PipelineError
 from tasks.globbing import expand_glob
+from tasks.shell import check_syntax
 from tasks.yaml_limits import UniqueKeySafeLoader, YamlLimitError
 
 __all__ = [
@@ -48,13 +49,14 @@ __all__ = [
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 _SEPARATORS = frozenset({";", "\n"})
 _NOT_AND_LIST = frozenset({";", "\n", "||", "&", "(", ")", ";;"})
-# bash builtins that change the shell running them (bash(1), SHELL BUILTIN COMMANDS).
+# bash builtins that change the shell running them or end it (bash(1), SHELL BUILTIN
+# COMMANDS): `test -f skip && exit 0 && kubectl apply ...` must skip the apply.
 _STATE_BUILTINS = frozenset(
     {
         *("cd", "pushd", "popd", "export", "unset", "set", "shopt", "source", ".", "eval"),
         *("alias", "unalias", "declare", "typeset", "local", "readonly", "umask", "ulimit"),
         *("trap", "exec", "hash", "enable", "shift", "read", "mapfile", "readarray"),
-        *("getopts", "let", "function"),
+        *("getopts", "let", "function", "exit", "return", "logout"),
     }
 )
 _MODELLED_TOOLS = frozenset({"okteto", "docker", "kubectl"})
@@ -244,6 +246,7 @@ class _EntryParser:
             tokens = tokenize(text)
         except ShellSyntaxError as exc:
             if "<<" in text:  # a here-document body is not shell words: let bash read it
+                check_syntax(text, where=f"{self.path} line {line}")
                 self._add(ShellStep(entry, line, text, self.workdir, "here-document"))
                 return self.steps[start:]
             raise PipelineError(
@@ -267,6 +270,10 @@ class _EntryParser:
                     break
                 for step in steps:
                     self._add(step)
+        if any(isinstance(step, ShellStep) for step in self.steps[start:]):
+            # bash reads the whole line before running any of it: refuse it now, not
+            # after earlier lines changed the cluster.
+            check_syntax(text, where=f"{self.path} line {line}")
         return self.steps[start:]
 
     def _add(self, step: Step) -> None:

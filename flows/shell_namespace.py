@@ -21,10 +21,15 @@ __all__ = ["shell_kube_env"]
 
 @contextlib.contextmanager
 def shell_kube_env(namespace: str | None, environ: Mapping[str, str]) -> Iterator[dict[str, str]]:
-    """The variables that point shell lines at ``namespace``; empty when none is given."""
+    """The variables that point shell lines at ``namespace`` and the run's kubeconfig.
+
+    Shell lines run in the pipeline's folder: a relative ``KUBECONFIG`` is made absolute.
+    """
     overlay = namespace_overlay(namespace, environ) if namespace else None
     if overlay is None:
-        yield {}
+        listed = environ.get("KUBECONFIG", "")
+        absolute = os.pathsep.join(os.path.abspath(p) if p else p for p in listed.split(os.pathsep))
+        yield {"KUBECONFIG": absolute} if listed and absolute != listed else {}
         return
     text, files = overlay
     with tempfile.TemporaryDirectory(prefix="shipline-kube-") as folder:

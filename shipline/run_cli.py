@@ -46,6 +46,7 @@ def use_stack_defaults() -> None:
 
 def run_deploy(parameters: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """Run the flow in this process; (flow run id, its result) or raise its failure."""
+    _check_utf8(parameters)
     use_stack_defaults()
     from flows.deploy import deploy
 
@@ -59,6 +60,27 @@ def run_deploy(parameters: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
             result.add_note(f"flow run: {_page(str(flow_run_id))}")
         raise result
     return (str(flow_run_id) if flow_run_id else None), result
+
+
+def _check_utf8(parameters: dict[str, Any]) -> None:
+    """Refuse bytes that are not UTF-8 (from argv): the API stores parameters as JSON."""
+    for name, value in parameters.items():
+        texts = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, text in texts:
+            for part in (key, text):
+                if isinstance(part, str) and not _is_utf8(part):
+                    raise InputError(
+                        f"the {name} parameter holds bytes that are not UTF-8 "
+                        f"({ascii(part)[:80]}); pass it as UTF-8"
+                    )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _no_console_tracebacks_for_shipline_errors() -> None:

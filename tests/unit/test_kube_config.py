@@ -343,3 +343,18 @@ def test_no_overlay_without_a_namespace_or_a_current_context(tmp_path: Path):
         assert overlay == {}
     with shell_kube_env("ns-run", {"KUBECONFIG": str(tmp_path / "missing")}) as overlay:
         assert overlay == {}
+
+
+def test_a_relative_kubeconfig_reaches_shell_lines_absolute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    # Shell lines run in the pipeline's folder, not where shipline was started.
+    from flows.shell_namespace import shell_kube_env
+
+    (tmp_path / "kc").mkdir()
+    (tmp_path / "kc" / "config").write_text(kubeconfig())
+    monkeypatch.chdir(tmp_path)
+    with shell_kube_env(None, {"KUBECONFIG": "kc/config"}) as env:
+        assert env == {"KUBECONFIG": str(tmp_path / "kc" / "config")}
+    with shell_kube_env("ns-run", {"KUBECONFIG": "kc/config"}) as env:
+        assert env["KUBECONFIG"].split(":")[1] == str(tmp_path / "kc" / "config")

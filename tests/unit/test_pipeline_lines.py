@@ -424,6 +424,7 @@ def test_and_chain_with_an_unknown_part_keeps_its_place(work: Path) -> None:
         ("echo ${X:=1} && kubectl rollout restart deploy/$X", None),
         ("$CMD && kubectl rollout restart deploy/a", None),
         ("(cd sub) && kubectl rollout restart deploy/a", None),
+        ("exit 0 && kubectl apply -f k8s/", None),
     ],
 )
 def test_and_chain_after_a_shell_state_change_stays_one_shell_step(
@@ -434,6 +435,25 @@ def test_and_chain_after_a_shell_state_change_stays_one_shell_step(
     (step,) = steps_of([line], work)
     assert isinstance(step, ShellStep)
     assert step.command == (kept or line)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("kubectl apply -f k8s/ &&", "syntax error: unexpected end of file"),
+        ("&& kubectl rollout restart deploy/a", "syntax error near unexpected token `&&'"),
+        ("echo x )", "syntax error near unexpected token `)'"),
+        ("if true; then echo x", "syntax error: unexpected end of file"),
+        ("echo a && && echo b", "syntax error near unexpected token `&&'"),
+    ],
+)
+def test_a_line_bash_cannot_parse_is_refused_before_anything_runs(
+    line: str, message: str, work: Path
+) -> None:
+    with pytest.raises(PipelineError) as caught:
+        steps_of(["kubectl rollout restart deploy/a", line], work)
+    assert "pipeline.yaml line 4: not valid shell" in str(caught.value)
+    assert message in str(caught.value)
 
 
 def test_and_chain_keeps_modelled_steps_before_a_state_change(work: Path) -> None:

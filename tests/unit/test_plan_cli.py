@@ -179,7 +179,9 @@ def test_plan_json_and_table_in_process() -> None:
 
 
 @pytest.mark.parametrize("command", ["plan", "run"])
-@pytest.mark.parametrize("commit", ["has space", "-rf", "tab\there", "x" * 129])
+@pytest.mark.parametrize(
+    "commit", ["has space", "-rf", "tab\there", "x" * 129, "é", "a/b", ".abc", "a$b"]
+)
 def test_a_commit_that_cannot_be_a_tag_is_refused(command: str, commit: str) -> None:
     # `run` refuses it before it creates a flow run: no Prefect server is needed.
     done = shipline(command, PR12ER / "okteto-pipeline.yaml", "--commit", commit)
@@ -208,3 +210,22 @@ def test_manifests_without_an_object_are_refused_as_kubectl_does(line: str, tmp_
     assert done.returncode == 2, done.stdout
     assert "p.yaml line 2: no objects passed to apply" in done.stderr
     assert "k8s/a.yaml" in done.stderr
+
+
+@pytest.mark.parametrize("registry", ["http://127.0.0.1:5000", "a b", "/path"])
+def test_a_registry_that_images_cannot_name_is_refused(registry: str) -> None:
+    done = shipline(
+        "plan", PR12ER / "okteto-pipeline.yaml", "--commit", "c1", "--registry", registry
+    )
+    assert done.returncode == 2, done.stdout
+    assert f"--registry {registry!r}: expected HOST[:PORT]" in done.stderr
+
+
+@pytest.mark.parametrize("option", ["--branch", "--var"])
+def test_run_refuses_arguments_that_are_not_utf8(option: str) -> None:
+    # argv bytes that are not UTF-8 reach Python as surrogates, which JSON cannot carry.
+    value = os.fsdecode(b"X=b\xff" if option == "--var" else b"b\xff")
+    done = shipline("run", PR12ER / "okteto-pipeline.yaml", "--commit", "c1", option, value)
+    assert done.returncode == 2, done.stdout
+    assert "holds bytes that are not UTF-8" in done.stderr
+    assert "Traceback" not in done.stderr
