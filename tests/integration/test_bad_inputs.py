@@ -47,6 +47,7 @@ class Case:
     pipeline: str = "okteto-pipeline.yaml"
     pre: str | None = None  # a kubectl manifest applied first (the cluster's state)
     pre_pause: bool = False
+    commit: str | None = None  # default: a fresh one per run
 
 
 def build_line(rest: str) -> str:
@@ -87,13 +88,32 @@ CASES: dict[str, Case] = {
             "namespace {namespace}-gone does not exist: create it (`kubectl create namespace",
         ],
     ),
+    # An apply that does not wait for the image comes first: it must not run either.
     "dockerfile missing": Case(
-        {"okteto-pipeline.yaml": "deploy:\n" + build_line("-f nope/Dockerfile ."), "a": "x"},
-        ["nope/Dockerfile"],
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY + build_line("-f nope/Dockerfile ."),
+            "k8s/settings.yaml": CONFIGMAP,
+        },
+        ["okteto-pipeline.yaml line 3", "nope/Dockerfile does not exist"],
     ),
     "context missing": Case(
-        {"okteto-pipeline.yaml": "deploy:\n" + build_line("missing-dir")},
-        ["missing-dir"],
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY + build_line("missing-dir"),
+            "k8s/settings.yaml": CONFIGMAP,
+        },
+        ["okteto-pipeline.yaml line 3", "missing-dir is not a directory"],
+    ),
+    "shell line bash cannot parse": Case(
+        {
+            "okteto-pipeline.yaml": "deploy:\n" + APPLY + "  - if true; then echo x\n",
+            "k8s/settings.yaml": CONFIGMAP,
+        },
+        ["okteto-pipeline.yaml line 3: not valid shell", "unexpected end of file"],
+    ),
+    "commit that cannot be an image tag": Case(
+        {"okteto-pipeline.yaml": "deploy:\n" + APPLY, "k8s/settings.yaml": CONFIGMAP},
+        ["--commit 'a/b': expected a commit"],
+        commit="a/b",
     ),
     "dockerfile step fails": Case(
         {
@@ -289,7 +309,7 @@ def test_bad_input(name: str, stack, namespace, apps, core, tmp_path: Path):
             env.pop(key, None)
         else:
             env[key] = value.format(dir=tmp_path)
-    commit = f"bad{uuid.uuid4().hex[:8]}"
+    commit = case.commit or f"bad{uuid.uuid4().hex[:8]}"
     result = subprocess.run(
         [
             sys.executable,
