@@ -1,15 +1,18 @@
 """Shell lines act in the run's namespace, as ``okteto deploy`` makes its commands do.
 
 A shell line's ``kubectl get pods`` uses the kubeconfig's current context; with a run
-namespace given (``-n``), that context gets the namespace through an overlay file listed
-first in ``KUBECONFIG`` (see :func:`flows.kube_context.namespace_overlay`). The file
-lives for the run only and holds no credentials.
+namespace given (``-n``), that context gets the namespace from an overlay listed before
+the user's kubeconfig files (see :func:`flows.kube_context.namespace_overlay`). Like
+okteto, shell lines then get one file in ``KUBECONFIG`` (tools such as ``helm
+--kubeconfig "$KUBECONFIG"`` take one path): the merge, flattened by kubectl itself
+(``kubectl config view --flatten --raw``), in a private folder that lives for the run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -32,7 +35,31 @@ def shell_kube_env(namespace: str | None, environ: Mapping[str, str]) -> Iterato
         yield {"KUBECONFIG": absolute} if listed and absolute != listed else {}
         return
     text, files = overlay
+    # mkdtemp makes the folder 0700: the flattened file holds the user's credentials.
     with tempfile.TemporaryDirectory(prefix="shipline-kube-") as folder:
         path = Path(folder, "namespace.kubeconfig")
         path.write_text(text, encoding="utf-8")
-        yield {"KUBECONFIG": f"{path}{os.pathsep}{files}"}
+        merged = f"{path}{os.pathsep}{files}"
+        flat = _flattened(merged, environ)
+        if flat is None:  # no kubectl to flatten: the list works for kubectl and client-go
+            yield {"KUBECONFIG": merged}
+            return
+        single = Path(folder, "kubeconfig")
+        single.write_text(flat, encoding="utf-8")
+        single.chmod(0o600)
+        yield {"KUBECONFIG": str(single)}
+
+
+def _flattened(kubeconfig: str, environ: Mapping[str, str]) -> str | None:
+    """The merged kubeconfig as one self-contained file (files inlined), or ``None``."""
+    try:
+        done = subprocess.run(
+            ["kubectl", "config", "view", "--flatten", "--raw"],
+            env={**environ, "KUBECONFIG": kubeconfig},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 and done.stdout.strip() else None

@@ -30,6 +30,8 @@ def test_lines_act_like_bash_in_the_run_namespace(stack, namespace, core, tmp_pa
     (tmp_path / "okteto-pipeline.yaml").write_text(
         "deploy:\n"
         f"  - kubectl create configmap shell-{tag} --from-literal=v=shell\n"
+        # KUBECONFIG is one file, as okteto gives it: tools that take one path work.
+        f'  - kubectl --kubeconfig "$KUBECONFIG" create configmap one-{tag} --from-literal=v=one\n'
         "  - kubectl apply -f plain/file.yaml\n"
         "  - for f in loop/*.yaml; do kubectl apply -f $f; done\n"
         "  - cd sub && kubectl apply -f k8s/\n"
@@ -41,6 +43,7 @@ def test_lines_act_like_bash_in_the_run_namespace(stack, namespace, core, tmp_pa
     values = {c.metadata.name: c.data for c in core.list_namespaced_config_map(namespace).items}
     # A shell line's kubectl uses the run's namespace, not the kubeconfig's (default).
     assert values[f"shell-{tag}"] == {"v": "shell"}
+    assert values[f"one-{tag}"] == {"v": "one"}
     default = {c.metadata.name for c in core.list_namespaced_config_map("default").items}
     assert not {name for name in default if tag in name}
     # kubectl apply -f reads files as they are: no variable is replaced.

@@ -325,11 +325,15 @@ def test_overlay_gives_the_current_context_the_run_namespace(tmp_path: Path):
     environ = {"PATH": os.environ["PATH"], "KUBECONFIG": f"{first}:{second}"}
     assert kubectl_namespace(environ) == ("main", "ns-main main user-main")
     with shell_kube_env("ns-run", environ) as overlay:
-        text = Path(overlay["KUBECONFIG"].split(":")[0]).read_text()
-        assert TOKEN not in text  # credentials stay in their files
+        # One file, as okteto gives its commands (`--kubeconfig "$KUBECONFIG"` works).
+        single = Path(overlay["KUBECONFIG"])
+        assert single.is_file()
+        assert single.stat().st_mode & 0o077 == 0  # it holds the credentials
+        assert single.parent.stat().st_mode & 0o077 == 0
         context, rest = kubectl_namespace({**environ, **overlay})
-    assert (context, rest) == ("main", "ns-run main user-main")
-    assert not Path(overlay["KUBECONFIG"].split(":")[0]).exists()
+        other = kubectl_namespace({**environ, **overlay, "KUBECONFIG": str(single)})
+    assert (context, rest) == other == ("main", "ns-run main user-main")
+    assert not single.exists()
 
 
 def test_no_overlay_without_a_namespace_or_a_current_context(tmp_path: Path):
@@ -356,5 +360,14 @@ def test_a_relative_kubeconfig_reaches_shell_lines_absolute(
     monkeypatch.chdir(tmp_path)
     with shell_kube_env(None, {"KUBECONFIG": "kc/config"}) as env:
         assert env == {"KUBECONFIG": str(tmp_path / "kc" / "config")}
-    with shell_kube_env("ns-run", {"KUBECONFIG": "kc/config"}) as env:
-        assert env["KUBECONFIG"].split(":")[1] == str(tmp_path / "kc" / "config")
+    (tmp_path / "kc" / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    config = (tmp_path / "kc" / "config").read_text()
+    config = config.replace("    server:", "    certificate-authority: ca.crt\n    server:")
+    (tmp_path / "kc" / "config").write_text(config)
+    environ = {"PATH": os.environ["PATH"], "KUBECONFIG": "kc/config"}
+    with shell_kube_env("ns-run", environ) as env:
+        flat = Path(env["KUBECONFIG"]).read_text()
+        assert kubectl_namespace({**environ, **env})[1] == "ns-run main user-main"
+    # kubectl resolves a relative file of a kubeconfig against that file's folder; the
+    # flattened copy carries its content instead.
+    assert "certificate-authority-data:" in flat
