@@ -10,6 +10,7 @@ off) and the run fails with the first cause.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field, replace
@@ -161,7 +162,7 @@ def deploy(
             return redactor.within(_dry_run(run, log))
         with (
             one_deploy_at_a_time(run.parsed.namespace),
-            shell_kube_env(namespace, run.env) as run.shell_env,
+            _shell_env(run, namespace) as run.shell_env,
         ):
             workloads = _workloads(run)
             newer = _newer_deploy(run, workloads, stamp)
@@ -225,6 +226,13 @@ def _prepare(
     plan = plan_pipeline(parsed, objects_loader(parsed, environ=env))
     commit = options.commit
     return _Run(commit=commit, parsed=parsed, plan=plan, env=env)
+
+
+def _shell_env(run: _Run, namespace: str | None) -> contextlib.AbstractContextManager[dict]:
+    """What shell lines get (see flows.shell_namespace); nothing to make without any."""
+    if not any(isinstance(p.step, ShellStep) for p in run.plan.steps):
+        return contextlib.nullcontext({})
+    return shell_kube_env(namespace, run.env)
 
 
 def _check_build_files(parsed: Pipeline) -> None:
@@ -319,6 +327,12 @@ def _redactor(variables: dict[str, str], secrets: list[str]) -> Redactor:
     A secret without a value is refused: substituted as an empty string it would deploy
     an empty password or key without a word (a secret is named secret to be used).
     """
+    invalid = [name for name in secrets if not name.isidentifier() or not name.isascii()]
+    if invalid:
+        raise InputError(
+            f"--secret {invalid[0]!r}: expected the name of a variable (letters, digits, _; "
+            "not starting with a digit), not its value"
+        )
     values = {name: variables.get(name) or os.environ.get(name, "") for name in secrets}
     missing = sorted(name for name, value in values.items() if not value)
     if missing:

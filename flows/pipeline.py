@@ -237,7 +237,7 @@ class _EntryParser:
         self.steps: list[Step] = []
         self.docker_builds: dict[str, int] = {}
         self.shell_seen = False
-        self._namespaces: dict[tuple[str | None, str | None], str] = {}
+        self._namespaces: dict[tuple[str | None, str | None], str | None] = {}
 
     def parse(self, entry: int, line: int, text: str) -> list[Step]:
         """The steps of one deploy entry (several for an ``a && b`` chain)."""
@@ -343,16 +343,28 @@ class _EntryParser:
                 )
             except InputError as exc:
                 raise BadLine(str(exc)) from None
+        # Asked even under -n: a missing --kubeconfig or --context fails the line then too.
+        found = self._context_namespace(context, kubeconfig) if context or kubeconfig else None
+        if namespace:
             return KubeScope(namespace, True, context, kubeconfig)
         if self.options.namespace:
             return KubeScope(self.options.namespace, False, context, kubeconfig)
         if context is None and kubeconfig is None:
             return KubeScope(self.namespace, False)
+        return KubeScope(found or "default", False, context, kubeconfig)
+
+    def _context_namespace(self, context: str | None, kubeconfig: str | None) -> str | None:
         key = (context, kubeconfig)
         if key not in self._namespaces:
-            found = self.options.kube_namespace(context, kubeconfig)
-            self._namespaces[key] = found or "default"
-        return KubeScope(self._namespaces[key], False, context, kubeconfig)
+            # kubectl reads a relative --kubeconfig from where the pipeline runs.
+            path = os.path.join(self.workdir, kubeconfig) if kubeconfig else None
+            try:
+                self._namespaces[key] = self.options.kube_namespace(context, path)
+            except InputError as exc:
+                if self.shell_seen:  # an earlier shell line may write that kubeconfig
+                    raise NotModelled(f"{exc} (yet)") from None
+                raise BadLine(str(exc)) from None
+        return self._namespaces[key]
 
     def _parse_simple(self, tokens: list[Token], ctx: LineContext) -> list[Step]:
         words = [t for t in tokens if isinstance(t, Word)]

@@ -170,7 +170,9 @@ def test_namespace_precedence_line_then_run_then_kubeconfig(tmp_path: Path) -> N
     assert [s.scope.namespace for s in pipeline.steps] == ["line-ns", "run-ns", "run-ns"]
     assert pipeline.namespace == "run-ns"
     assert pipeline.variables["OKTETO_NAMESPACE"] == "run-ns"
-    assert asked == []  # the kubeconfig is not read when the run names the namespace
+    # The run names the namespace: the kubeconfig is read only for the line that names a
+    # context, which must exist (kubectl fails the line otherwise, -n or not).
+    assert asked == [("other", None)]
 
 
 def test_no_namespace_anywhere_is_default(tmp_path: Path) -> None:

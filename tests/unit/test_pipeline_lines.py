@@ -515,3 +515,48 @@ def test_unquoted_variables_split_like_bash(work: Path) -> None:
 def test_single_quotes_do_not_expand(work: Path) -> None:
     step = one("kubectl set image deploy/a 'c=$APP'", work)
     assert isinstance(step, SetImageStep) and step.images == (("c", "$APP"),)
+
+
+# --- --kubeconfig and --context on a line ---------------------------------------------
+
+
+def kubeconfig_namespaces(work: Path, monkeypatch: pytest.MonkeyPatch):
+    """``kube_namespace`` as `shipline run` has it, over a kubeconfig in the work folder."""
+    from flows.kube_context import context_namespace
+
+    (work / "kc.yaml").write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: main\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: main, context: {cluster: c, user: u, namespace: ns-kc}}]\n"
+    )
+    monkeypatch.chdir(work / "k8s")  # shipline started elsewhere than the pipeline's folder
+    return lambda context, kubeconfig: context_namespace(
+        kubeconfig=kubeconfig, context=context, environ={"HOME": "/nonexistent"}
+    )
+
+
+def test_a_relative_kubeconfig_is_read_from_the_pipeline_folder(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespaces = kubeconfig_namespaces(work, monkeypatch)
+    line = "kubectl --kubeconfig kc.yaml rollout restart deploy/a"
+    step = one(line, work, kube_namespace=namespaces)
+    assert isinstance(step, RestartStep)
+    assert step.scope.namespace == "ns-kc"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("kubectl --kubeconfig nope.yaml rollout restart deploy/a", "nope.yaml does not exist"),
+        ("kubectl --kubeconfig kc.yaml --context gone rollout restart deploy/a", '"gone" does'),
+    ],
+)
+@pytest.mark.parametrize("namespace", [None, "run-ns"])
+def test_a_missing_kubeconfig_or_context_is_refused_with_or_without_a_namespace(
+    line: str, message: str, namespace: str | None, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespaces = kubeconfig_namespaces(work, monkeypatch)
+    with pytest.raises(PipelineError, match=message):
+        one(line, work, kube_namespace=namespaces, namespace=namespace)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import PipelineError, ShellStepError
+from tasks.errors import InputError, PipelineError, ShellStepError
 from tasks.redact import MASK, RedactingFilter, Redactor
 from tasks.shell import check_syntax, run_shell
 
@@ -171,3 +171,12 @@ def test_a_syntax_error_at_run_time_exits_2_after_the_lines_before_it(tmp_path: 
     message = str(err.value)
     assert "exited with code 2" in message and "line 2: syntax error" in message
     assert len(message) < 2000  # the long line bash echoes back is cut too
+
+
+@pytest.mark.parametrize("name", ["A B", "1X", "s3cr3t-value", "", "É"])
+def test_a_secret_name_that_is_no_variable_name_is_refused(name: str) -> None:
+    # `--secret VALUE` by mistake must not pass as "no value for the secret variable".
+    from flows.deploy import _redactor
+
+    with pytest.raises(InputError, match="expected the name of a variable"):
+        _redactor({}, [name])
