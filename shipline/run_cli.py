@@ -25,8 +25,13 @@ DEMO_VARIABLES = {
 }
 
 
-def use_stack_defaults() -> None:
-    """Point Prefect, kubectl settings and the registry at the stack when unset."""
+def use_stack_defaults(*, prefer_stack: bool = False) -> None:
+    """Point Prefect, kubectl settings and the registry at the stack when unset.
+
+    The cluster is kubectl's default first: with ``KUBECONFIG`` unset, a user's
+    ``~/.kube/config`` is what their kubectl acts on, so it is what a deploy acts on
+    (unless ``prefer_stack``: the demo deploys to the stack it brought up).
+    """
     # Nothing may leave the machine: no telemetry from a temporary Prefect server, which
     # on a busy machine also needs longer than Prefect's default to start.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -37,7 +42,9 @@ def use_stack_defaults() -> None:
     state = StackState.load(StackLayout.from_env())
     if state is None:
         return
-    os.environ.setdefault("KUBECONFIG", state.kubeconfig)
+    home_config = Path(os.path.expanduser("~"), ".kube", "config")
+    if "KUBECONFIG" not in os.environ and (prefer_stack or not home_config.is_file()):
+        os.environ["KUBECONFIG"] = state.kubeconfig
     os.environ.setdefault("SHIPLINE_REGISTRY", state.registry)
     api_url = state.prefect_api_url
     if "PREFECT_API_URL" not in os.environ and api_url and prefect_answers(api_url):
@@ -220,7 +227,7 @@ def demo(
             "here): clone the repository and install it with `pip install -e .`"
         )
     up(StackLayout.from_env(), Console(stderr=True))
-    use_stack_defaults()
+    use_stack_defaults(prefer_stack=True)
     if not commit:
         try:
             commit = head_commit(EXAMPLE)

@@ -14,9 +14,10 @@ import pytest
 def pytest_configure(config: pytest.Config) -> None:
     from shipline.run_cli import use_stack_defaults
 
-    # The same defaults as the CLI: the stack's kubeconfig, registry and Prefect server
-    # when the stack is up; nothing changes when it is not (unit tests need none of it).
-    use_stack_defaults()
+    # The stack's kubeconfig (even where a ~/.kube/config exists: tests act on the stack
+    # only), registry and Prefect server when the stack is up; nothing changes when it is
+    # not (unit tests need none of it).
+    use_stack_defaults(prefer_stack=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

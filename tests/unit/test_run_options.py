@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,36 @@ def test_nonsense_timeouts_are_input_errors(seconds: float):
     message = str(raised.value)
     assert message.startswith(f"--timeout {seconds:g}:")
     assert "greater than 0" in message and "24 hours" in message
+
+
+@pytest.mark.parametrize(
+    ("home_config", "prefer_stack", "expected"),
+    [(False, False, "stack"), (True, False, None), (True, True, "stack")],
+)
+def test_the_cluster_is_kubectls_default_before_the_stacks(
+    home_config: bool,
+    prefer_stack: bool,
+    expected: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # KUBECONFIG unset: kubectl acts on ~/.kube/config, so a deploy does too; the demo
+    # (prefer_stack) deploys to the stack it brought up.
+    import json
+
+    from shipline.run_cli import use_stack_defaults
+
+    stack_dir = tmp_path / "stack"
+    stack_dir.mkdir()
+    state = {"kubeconfig": "stack", "registry": "127.0.0.1:5000", "prefect_api_url": ""}
+    (stack_dir / "stack.json").write_text(json.dumps(state))
+    if home_config:
+        (tmp_path / ".kube").mkdir()
+        (tmp_path / ".kube" / "config").write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SHIPLINE_STACK_DIR", str(stack_dir))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("SHIPLINE_REGISTRY", raising=False)
+    use_stack_defaults(prefer_stack=prefer_stack)
+    assert os.environ.get("KUBECONFIG") == expected
+    assert os.environ["SHIPLINE_REGISTRY"] == "127.0.0.1:5000"
