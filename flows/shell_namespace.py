@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,8 @@ from pathlib import Path
 from flows.kube_context import namespace_overlay
 
 __all__ = ["shell_kube_env"]
+
+_PREFIX = "shipline-kube-"  # then the pid of the run's process
 
 
 @contextlib.contextmanager
@@ -35,8 +38,9 @@ def shell_kube_env(namespace: str | None, environ: Mapping[str, str]) -> Iterato
         yield {"KUBECONFIG": absolute} if listed and absolute != listed else {}
         return
     text, files = overlay
+    _remove_orphans()
     # mkdtemp makes the folder 0700: the flattened file holds the user's credentials.
-    with tempfile.TemporaryDirectory(prefix="shipline-kube-") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"{_PREFIX}{os.getpid()}-") as folder:
         path = Path(folder, "namespace.kubeconfig")
         path.write_text(text, encoding="utf-8")
         merged = f"{path}{os.pathsep}{files}"
@@ -48,6 +52,25 @@ def shell_kube_env(namespace: str | None, environ: Mapping[str, str]) -> Iterato
         single.write_text(flat, encoding="utf-8")
         single.chmod(0o600)
         yield {"KUBECONFIG": str(single)}
+
+
+def _remove_orphans() -> None:
+    """Delete this user's folders of runs that were killed (SIGKILL skips the clean-up)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
+        pid = folder.name[len(_PREFIX) :].split("-", 1)[0]
+        with contextlib.suppress(OSError):
+            if pid.isdigit() and folder.stat().st_uid == os.getuid() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    return True
 
 
 def _flattened(kubeconfig: str, environ: Mapping[str, str]) -> str | None:

@@ -371,3 +371,28 @@ def test_a_relative_kubeconfig_reaches_shell_lines_absolute(
     # kubectl resolves a relative file of a kubeconfig against that file's folder; the
     # flattened copy carries its content instead.
     assert "certificate-authority-data:" in flat
+
+
+def test_folders_of_killed_runs_are_removed_by_the_next(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    # A run killed with SIGKILL leaves its folder (a kubeconfig with credentials) behind.
+    import subprocess
+    import tempfile
+
+    from flows.shell_namespace import shell_kube_env
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tmp_path / "tmp" / f"shipline-kube-{dead.pid}-abc"
+    running = tmp_path / "tmp" / f"shipline-kube-{os.getpid()}-def"
+    orphan.mkdir()
+    running.mkdir()
+    (tmp_path / "config").write_text(kubeconfig())
+    environ = {"PATH": os.environ["PATH"], "KUBECONFIG": str(tmp_path / "config")}
+    with shell_kube_env("ns-run", environ) as env:
+        assert Path(env["KUBECONFIG"]).parent.name.startswith(f"shipline-kube-{os.getpid()}-")
+    assert not orphan.exists()
+    assert running.exists()
