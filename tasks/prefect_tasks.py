@@ -110,47 +110,34 @@ def build_task(
     `redactor` masks secrets in its artifact and its errors (its log lines pass the
     run's filter); it is not part of the cache key.
     """
-    mask = redactor or Redactor()
-    with masked_errors(mask):
-        return _build(image, key, context_dir, dockerfile, build_args, target, push, mask)
-
-
-def _build(
-    image: str,
-    key: str,
-    context_dir: str,
-    dockerfile: str,
-    build_args: tuple[tuple[str, str], ...],
-    target: str | None,
-    push: bool,
-    mask: Redactor,
-) -> Any:
     from tasks.build import build_and_push
 
-    log = get_run_logger()
-    artifact = create_progress_artifact(0.0, description=mask(f"build and push of {image}"))
-    last = [0.0]
+    mask = redactor or Redactor()
+    with masked_errors(mask):
+        log = get_run_logger()
+        artifact = create_progress_artifact(0.0, description=mask(f"build and push of {image}"))
+        last = [0.0]
 
-    def progress(fraction: float, text: str) -> None:
-        # The API takes one update per call: a few a second is plenty for the UI.
-        now = time.monotonic()
-        if fraction >= 1.0 or now - last[0] > 0.5:
-            last[0] = now
-            update_progress_artifact(artifact, progress=round(fraction * 100, 1))
+        def progress(fraction: float, text: str) -> None:
+            # The API takes one update per call: a few a second is plenty for the UI.
+            now = time.monotonic()
+            if fraction >= 1.0 or now - last[0] > 0.5:
+                last[0] = now
+                update_progress_artifact(artifact, progress=round(fraction * 100, 1))
 
-    result = build_and_push(
-        image,
-        context_dir,
-        dockerfile,
-        build_args=build_args,
-        target=target,
-        push=push,
-        log=log,
-        progress=progress,
-    )
-    update_progress_artifact(artifact, progress=100.0)
-    # The result is stored (pickled) for the cache: no secret in it either.
-    return dataclasses.replace(result, image=mask(result.image))
+        result = build_and_push(
+            image,
+            context_dir,
+            dockerfile,
+            build_args=build_args,
+            target=target,
+            push=push,
+            log=log,
+            progress=progress,
+        )
+        update_progress_artifact(artifact, progress=100.0)
+        # The result is stored (pickled) for the cache: no secret in it either.
+        return dataclasses.replace(result, image=mask(result.image))
 
 
 # --- apply -------------------------------------------------------------------------------
