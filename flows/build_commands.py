@@ -76,9 +76,10 @@ def parse_build(args: Sequence[str], ctx: LineContext, *, tool: str) -> BuildSte
         absolute(ctx.cwd, dockerfile_arg) if dockerfile_arg else os.path.join(context, "Dockerfile")
     )
     image = resolve_registry(tags[0], ctx.registry)
-    problem = build_input_problem(image, context, dockerfile, files=False)
-    if problem:
-        raise BadLine(f"{tool} build: {problem}")
+    try:
+        parse_image(image)  # here, not at build time, after an apply changed the cluster
+    except InputError as exc:
+        raise BadLine(f"{tool} build: {exc}") from None
     return BuildStep(
         entry=ctx.entry,
         line=ctx.line,
@@ -94,21 +95,16 @@ def parse_build(args: Sequence[str], ctx: LineContext, *, tool: str) -> BuildSte
     )
 
 
-def build_input_problem(image: str, context: str, dockerfile: str, *, files: bool) -> str | None:
-    """What is wrong with a build's image reference, context or Dockerfile, if anything.
+def build_files_problem(context: str, dockerfile: str) -> str | None:
+    """What is missing of a build's context and Dockerfile, if anything.
 
-    Checked before the run starts, so a bad build stops it before an apply that does not
-    wait for the image has changed the cluster. ``files``: also check that the context
-    and the Dockerfile exist (the parser does not; the flow does, for builds before the
-    first shell line, which may create them).
+    The flow asks before anything runs, so a bad build stops the run before an apply
+    that does not wait for the image has changed the cluster (the parser does not: an
+    earlier shell line may create them).
     """
-    try:
-        parse_image(image)
-    except InputError as exc:
-        return str(exc)
-    if files and not os.path.isdir(context):
+    if not os.path.isdir(context):
         return f"the build context {context} is not a directory; check the path"
-    if files and not os.path.isfile(dockerfile):
+    if not os.path.isfile(dockerfile):
         return f"the Dockerfile {dockerfile} does not exist; check -f and the context"
     return None
 

@@ -18,6 +18,7 @@ from flows.kube_context import context_namespace
 from flows.kube_names import check_namespace
 from flows.pipeline import DEFAULT_REGISTRY, PipelineOptions, missing_pipeline
 from tasks.errors import InputError
+from tasks.image_ref import parse_image
 
 __all__ = [
     "MAX_TIMEOUT",
@@ -27,12 +28,14 @@ __all__ = [
     "check_timeout",
     "current_branch",
     "head_commit",
+    "is_variable_name",
     "parse_variables",
     "resolve_commit",
     "run_options",
 ]
 
-_VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a shell variable's name
+_VARIABLE = re.compile(rf"({_NAME.pattern})=(.*)", re.DOTALL)
 # A namespace name is an RFC 1123 label (apimachinery's validation.IsDNS1123Label).
 # Seconds; a rollout still unfinished after a day is stuck, and a day fits every timer.
 MAX_TIMEOUT = 24 * 60 * 60.0
@@ -123,8 +126,6 @@ def check_registry(registry: str) -> str:
 
     Raises :class:`InputError` otherwise (a scheme, spaces, no host).
     """
-    from tasks.image_ref import parse_image
-
     try:
         ref = parse_image(f"{registry}/image:tag")
     except InputError:
@@ -148,6 +149,11 @@ def check_timeout(value: float) -> float:
             f"greater than 0 and at most {MAX_TIMEOUT:g} (24 hours)"
         )
     return value
+
+
+def is_variable_name(name: str) -> bool:
+    """Whether ``name`` is a shell variable's name (``--var NAME=``, ``--secret NAME``)."""
+    return _NAME.fullmatch(name) is not None
 
 
 def parse_variables(pairs: Iterable[str]) -> dict[str, str]:

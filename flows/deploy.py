@@ -240,13 +240,13 @@ def _check_build_files(parsed: Pipeline) -> None:
 
     Up to the first shell line: that line may create them.
     """
-    from flows.build_commands import build_input_problem
+    from flows.build_commands import build_files_problem
 
     for step in parsed.steps:
         if isinstance(step, ShellStep):
             return
         if isinstance(step, BuildStep):
-            problem = build_input_problem(step.image, step.context, step.dockerfile, files=True)
+            problem = build_files_problem(step.context, step.dockerfile)
             if problem:
                 raise PipelineError(f"{parsed.path} line {step.line}: {step.command}: {problem}")
 
@@ -327,7 +327,9 @@ def _redactor(variables: dict[str, str], secrets: list[str]) -> Redactor:
     A secret without a value is refused: substituted as an empty string it would deploy
     an empty password or key without a word (a secret is named secret to be used).
     """
-    invalid = [name for name in secrets if not name.isidentifier() or not name.isascii()]
+    from flows.commit import is_variable_name
+
+    invalid = [name for name in secrets if not is_variable_name(name)]
     if invalid:
         raise InputError(
             f"--secret {invalid[0]!r}: expected the name of a variable (letters, digits, _; "

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
-from flows.build_commands import build_input_problem, resolve_registry
+from flows.build_commands import resolve_registry
 from flows.shell_expansion import expand_text
 from flows.shell_words import ShellSyntaxError
 from flows.steps import BuildStep
-from tasks.errors import PipelineError
+from tasks.errors import InputError, PipelineError
+from tasks.image_ref import parse_image
 
 if TYPE_CHECKING:
     from flows.pipeline import PipelineOptions
@@ -96,9 +97,10 @@ def manifest_builds(
                 f"{path} line {line}: build.{service}.depends_on names {missing[0]}, which "
                 "is not a build service listed before it"
             )
-        problem = build_input_problem(image, context, dockerfile, files=False)
-        if problem:
-            raise PipelineError(f"{path} line {line}: build.{service}: {problem}")
+        try:
+            parse_image(image)
+        except InputError as exc:
+            raise PipelineError(f"{path} line {line}: build.{service}: {exc}") from None
         steps.append(
             BuildStep(
                 entry=0,
